@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo run test bench migrate clean lint-deploy
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## simulated SendZen + Infobip and the daemon on SQLite, no credentials
+	$(BIN)/archiver demo
+
+run: $(STAMP)  ## the daemon with ./config.toml (copy config.example.toml first)
+	$(BIN)/archiver run
+
+migrate: $(STAMP)
+	$(BIN)/archiver migrate
+
+test: $(STAMP)  ## unit + integration tests on SQLite and a throwaway PostgreSQL 15
+	$(BIN)/pytest -q
+
+bench: $(STAMP)  ## throughput figures against the simulators, as ratios to baselines
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache

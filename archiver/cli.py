@@ -1,0 +1,163 @@
+"""The ``archiver`` command: a thin layer that parses arguments and calls the library.
+
+Every failure ends as one line on stderr (``archiver: …``) and a non-zero exit;
+known secrets are scrubbed from that line like from every log line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import structlog
+
+from archiver import config as config_mod
+from archiver import logs
+from archiver.engine import PassResult, run_pass
+from archiver.errors import ArchiverError, AuthFailed, ConfigError
+from archiver.export import export
+from archiver.progress import BackfillProgress, print_summary
+from archiver.runtime import opened
+from archiver.sources import SOURCE_NAMES
+from archiver.status import render_text, source_status
+from archiver.times import parse_cli_time
+
+log = structlog.get_logger(__name__)
+EXIT_FAILURE, EXIT_CONFIG, EXIT_AUTH = 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archiver", description="Archive messaging providers' logs into your database.")
+    parser.add_argument("--config", help="config file (default: $ARCHIVER_CONFIG, else ./config.toml)")
+    parser.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("migrate", help="bring the database schema to the latest revision")
+    backfill = commands.add_parser("backfill", help="one pass per source up to now, then exit")
+    backfill.add_argument("--source", choices=SOURCE_NAMES)
+    _add_range(backfill)
+    commands.add_parser("run", help="the daemon: poll every source until SIGTERM/SIGINT")
+    status = commands.add_parser("status", help="per source: checkpoint, lag, rows, gaps, headroom")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    exp = commands.add_parser("export", help="write archived records as JSONL or CSV")
+    exp.add_argument("--source", choices=SOURCE_NAMES, required=True)
+    _add_range(exp)
+    exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    exp.add_argument("--output", help="file to write (default: stdout)")
+    demo = commands.add_parser("demo", help="simulated providers + the daemon on SQLite, no credentials")
+    demo.add_argument("--dir", default="demo", help="where the demo's config and database go")
+    demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
+    return parser
+
+
+def _add_range(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", type=_time, help="ISO 8601 start (UTC if no offset)")
+    parser.add_argument("--until", type=_time, help="ISO 8601 end (UTC if no offset)")
+
+
+def _time(text: str) -> Any:
+    try:
+        return parse_cli_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    secrets: list[str] = []
+    try:
+        if args.command == "demo":
+            from archiver.demo import run_demo
+
+            logs.configure(args.log_format, args.log_level)
+            return asyncio.run(run_demo(Path(args.dir), args.seconds))
+        config = config_mod.load(config_mod.config_path(args.config))
+        secrets = config.secrets()
+        logs.configure(args.log_format, args.log_level, secrets)
+        return asyncio.run(COMMANDS[args.command](config, args))
+    except ConfigError as exc:
+        return _fail(str(exc), secrets, EXIT_CONFIG)
+    except AuthFailed as exc:
+        return _fail(str(exc), secrets, EXIT_AUTH)
+    except ArchiverError as exc:
+        return _fail(str(exc), secrets, EXIT_FAILURE)
+    except KeyboardInterrupt:
+        return _fail("interrupted", secrets, 130)
+
+
+def _fail(message: str, secrets: list[str], code: int) -> int:
+    print(f"archiver: {logs.Scrubber(secrets).scrub(message)}", file=sys.stderr)
+    return code
+
+
+async def cmd_migrate(config: config_mod.Config, _args: argparse.Namespace) -> int:
+    async with opened(config):
+        pass
+    print("database schema is up to date")
+    return 0
+
+
+async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    async with opened(config) as rt:
+        sources = rt.select(args.source)
+        with BackfillProgress() as progress:
+            outcomes = await asyncio.gather(
+                *(run_pass(s, rt.store, since=args.since, until=args.until, observer=progress, kind="backfill")
+                  for s in sources),
+                return_exceptions=True,
+            )
+    results = [o for o in outcomes if isinstance(o, PassResult)]
+    failures = {s.name: o for s, o in zip(sources, outcomes) if isinstance(o, BaseException)}
+    print_summary(results, {n: logs.Scrubber(config.secrets()).scrub(str(e)) for n, e in failures.items()},
+                  time.monotonic() - started)
+    for exc in failures.values():
+        if not isinstance(exc, Exception):
+            raise exc
+    if failures:
+        first = next(iter(failures.values()))
+        if isinstance(first, ArchiverError):
+            raise first
+        raise ArchiverError(f"backfill failed: {type(first).__name__}: {first}") from first
+    return 0
+
+
+async def cmd_run(config: config_mod.Config, _args: argparse.Namespace) -> int:
+    from archiver.scheduler import Daemon
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with opened(config) as rt:
+        rt.select(None)
+        await Daemon(rt).run(stop)
+    return 0
+
+
+async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
+    import json
+
+    async with opened(config) as rt:
+        statuses = {s.name: await source_status(s, rt.store) for s in rt.select(None)}
+    print(json.dumps(statuses, indent=2) if args.json else render_text(statuses))
+    return 0
+
+
+async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int:
+    async with opened(config) as rt:
+        if args.output:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                count = await export(rt.store, args.source, out, fmt=args.format, since=args.since, until=args.until)
+            log.info("exported", source=args.source, records=count, output=args.output)
+        else:
+            await export(rt.store, args.source, sys.stdout, fmt=args.format, since=args.since, until=args.until)
+    return 0
+
+
+COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "status": cmd_status, "export": cmd_export}

@@ -1,0 +1,197 @@
+"""The one typed configuration object, loaded from TOML plus environment overrides.
+
+Validation happens once, at start, and every message names the offending key
+(``[sendzen] poll_interval_seconds``) so an operator can fix the file without reading
+code. Secrets are excluded from every ``repr`` so they cannot leak through logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from archiver.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "config.toml"
+SENDZEN_EVENT_TYPES = ("Incoming Message", "Message Status", "Other")
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable url>"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///archive.db"
+
+    def __repr__(self) -> str:
+        return f"DatabaseConfig(url={redact_url(self.url)!r})"
+
+
+@dataclass(frozen=True)
+class SendZenConfig:
+    api_key: str = field(default="", repr=False)
+    base_url: str = "https://api.sendzen.io"
+    account: str = "default"
+    poll_interval_seconds: int = 60
+    overlap_seconds: int = 300
+    page_size: int = 20
+    event_types: tuple[str, ...] = ()
+    phone_number_id: str | None = None
+    url: str | None = None
+    requests_per_minute: int = 300
+    max_concurrency: int = 4
+    window_seconds: int = 3600
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class InfobipConfig:
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""
+    account: str = "default"
+    requests_per_minute: int = 120
+    poll_interval_seconds: int = 60
+    overlap_seconds: int = 300
+    page_size: int = 1000
+    use_cursor: bool = True
+    sender: str | None = None
+    entity_id: str | None = None
+    application_id: str | None = None
+    window_seconds: int = 3600
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = DatabaseConfig()
+    sendzen: SendZenConfig | None = None
+    infobip: InfobipConfig | None = None
+    server: ServerConfig = ServerConfig()
+
+    def secrets(self) -> list[str]:
+        """Every secret value, so output can be checked (and scrubbed) for them."""
+        found = [s.api_key for s in (self.sendzen, self.infobip) if s and s.api_key]
+        password = make_url(self.database.url).password if "://" in self.database.url else None
+        return found + ([str(password)] if password else [])
+
+
+def config_path(explicit: str | None, env: Mapping[str, str] = os.environ) -> Path:
+    return Path(explicit or env.get("ARCHIVER_CONFIG") or DEFAULT_CONFIG_PATH)
+
+
+def load(path: Path, env: Mapping[str, str] = os.environ) -> Config:
+    """Read, override from ``env``, and validate; raises ``ConfigError``."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"config file not found: {path} (pass --config PATH or set ARCHIVER_CONFIG)"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return from_dict(data, env)
+
+
+def from_dict(data: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> Config:
+    data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    _apply_env(data, env)
+    config = _build(Config, data, "")
+    _check(config)
+    return config
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Environment secrets win over the file; they never enable a disabled source."""
+    if env.get("ARCHIVER_DATABASE_URL"):
+        data.setdefault("database", {})["url"] = env["ARCHIVER_DATABASE_URL"]
+    for section, var in (("sendzen", "SENDZEN_API_KEY"), ("infobip", "INFOBIP_API_KEY")):
+        if env.get(var) and isinstance(data.get(section), dict):
+            data[section]["api_key"] = env[var]
+
+
+def _build(cls: type, table: Any, where: str) -> Any:
+    label = f"[{where}]" if where else "the top level"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{label} must be a table, got {type(table).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names:
+            raise ConfigError(f"unknown key {_key(where, key)} (known: {', '.join(sorted(names))})")
+    values = {key: _coerce(hints[key], value, where, key) for key, value in table.items()}
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint) or (args and dataclasses.is_dataclass(args[0])):
+        return _build(hint if dataclasses.is_dataclass(hint) else args[0], value, key)
+    if origin in (typing.Union, types.UnionType):
+        hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{_key(where, key)} must be a list of strings, got {value!r}")
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        shown = "<hidden>" if key == "api_key" else repr(value)
+        raise ConfigError(f"{_key(where, key)} must be {_TYPE_NAMES[hint]}, got {shown}")
+    return value
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _key(where: str, key: str) -> str:
+    return f"[{where}] {key}" if where else key
+
+
+def _check(config: Config) -> None:
+    """Value checks that the types alone cannot express."""
+    url = config.database.url
+    if not url.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:")):
+        raise ConfigError(f"[database] url must be sqlite:///… or postgresql://…, got {redact_url(url)}")
+    for name, src in (("sendzen", config.sendzen), ("infobip", config.infobip)):
+        if src is None:
+            continue
+        if not src.api_key:
+            var = f"{name.upper()}_API_KEY"
+            raise ConfigError(f"[{name}] api_key is missing (set it in the file or in ${var})")
+        if not src.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"[{name}] base_url must start with http:// or https://, got {src.base_url!r}")
+        for key in ("poll_interval_seconds", "requests_per_minute", "window_seconds", "max_concurrency", "page_size"):
+            if getattr(src, key, 1) < 1:
+                raise ConfigError(f"[{name}] {key} must be at least 1")
+        if src.overlap_seconds < 0:
+            raise ConfigError(f"[{name}] overlap_seconds must not be negative")
+    if config.sendzen:
+        if config.sendzen.page_size > 20:
+            raise ConfigError("[sendzen] page_size must be at most 20 (the provider's maximum)")
+        bad = [t for t in config.sendzen.event_types if t not in SENDZEN_EVENT_TYPES]
+        if bad:
+            raise ConfigError(f"[sendzen] event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})")
+    if config.infobip and config.infobip.page_size > 1000:
+        raise ConfigError("[infobip] page_size must be at most 1000 (the provider's maximum)")
+    if not 0 < config.server.port < 65536:
+        raise ConfigError("[server] port must be between 1 and 65535")

@@ -1,0 +1,88 @@
+"""Opening the database and bringing its schema up to date.
+
+Users write plain ``sqlite:///…`` and ``postgresql://…`` URLs; the async drivers
+(aiosqlite, asyncpg) are chosen here. SQLite gets WAL, a busy timeout and
+``synchronous=NORMAL`` (crash-safe in WAL mode), and its file is created 0600
+because it holds message content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def async_url(url: str) -> URL:
+    parsed = make_url(url)
+    if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+        return parsed.set(drivername="sqlite+aiosqlite")
+    if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        return parsed.set(drivername="postgresql+asyncpg")
+    return parsed
+
+
+def create_engine(url: str) -> AsyncEngine:
+    parsed = async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _create_private_file(parsed.database)
+        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(parsed, pool_pre_ping=True)
+
+
+def _create_private_file(database: str | None) -> None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(resources.files("archiver.migrations")))
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade to the latest revision; a no-op when already there."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_upgrade)
+
+
+def _upgrade(sync_connection: Any) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = sync_connection
+    command.upgrade(config, "head")
+
+
+async def current_revision(conn: AsyncConnection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,186 @@
+"""The archive's schema, as SQLAlchemy Core tables (the migrations create the same).
+
+Every row carries ``source`` and ``account`` so several accounts per provider fit
+without a schema change. ``records`` holds each record exactly as served (latest
+version); ``events`` its normalized view; the other tables are the engine's
+bookkeeping: checkpoints, the coverage ledger, gaps and runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on SQLite (which stores naive text) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        utc = value.astimezone(timezone.utc)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+RawJSON = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _owner() -> list[Column[Any]]:
+    return [Column("source", String(32), nullable=False), Column("account", String(64), nullable=False)]
+
+
+records = Table(
+    "records",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("natural_key", String(128), nullable=False),
+    Column("record_at", UTCDateTime, nullable=False),
+    Column("raw", RawJSON, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "account", "natural_key", name="uq_records_key"),
+    Index("ix_records_time", "source", "account", "record_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("natural_key", String(128), nullable=False),
+    Column("event_type", String(64)),
+    Column("message_id", String(256)),
+    Column("direction", String(16)),
+    Column("status", String(32)),
+    Column("status_detail", String(64)),
+    Column("occurred_at", UTCDateTime),
+    Column("done_at", UTCDateTime),
+    Column("sender", String(256)),
+    Column("recipient", String(256)),
+    Column("content_type", String(64)),
+    Column("text", Text),
+    Column("error_code", BigInteger),
+    Column("error_title", Text),
+    Column("created_at", UTCDateTime),
+    Column("price", Float),
+    Column("currency", String(8)),
+    Column("conversation_id", String(128)),
+    Column("conversation_origin", String(64)),
+    Column("pricing_category", String(64)),
+    Column("billable", Boolean),
+    Column("reaction", String(64)),
+    Column("interactive_id", String(256)),
+    Column("media_id", String(256)),
+    Column("media_mime_type", String(128)),
+    Column("is_final", Boolean),
+    Column("parse_error", Text),
+    UniqueConstraint("source", "account", "natural_key", name="uq_events_key"),
+    Index("ix_events_message", "source", "account", "message_id"),
+    Index("ix_events_occurred", "source", "account", "occurred_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("message_id", String(256), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("status_rank", Integer, nullable=False),
+    Column("status_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+status_history = Table(
+    "status_history",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("message_id", String(256), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("status_detail", String(64), nullable=False, server_default=""),
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "account", "message_id", "status", "status_detail", name="uq_history_change"),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("position", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("window_from", UTCDateTime, nullable=False),
+    Column("window_to", UTCDateTime, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("pages", Integer, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=False),
+    Index("ix_coverage_window", "source", "account", "window_from"),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("gap_from", UTCDateTime, nullable=False),
+    Column("gap_to", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detected_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "account", "gap_from", "gap_to", "reason", name="uq_gaps"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("kind", String(16), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("ok", Boolean),
+    Column("records", Integer),
+    Column("requests", Integer),
+    Column("error", Text),
+    Index("ix_runs_source", "source", "account", "started_at"),
+)

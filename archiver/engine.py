@@ -1,0 +1,182 @@
+"""One archive pass of one source, independent of which provider it is.
+
+A pass fixes ``now``, plans windows from the checkpoint (or the start of retention)
+up to ``now``, fetches them concurrently, and upserts each page as it arrives. The
+checkpoint advances with the last page of a window, in the same transaction, but
+only over the contiguous prefix of finished windows and never past
+``now - overlap``: the next pass re-reads that tail, catching records the provider
+committed late with an older timestamp. Records that may still change (the source
+marks them not final) are then re-read by id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import structlog
+
+from archiver import metrics
+from archiver.db.store import Store, Window
+from archiver.planning import Span, Watermark, plan_start, plan_windows
+from archiver.sources.base import Gap, Page, Record, Source
+from archiver.times import rfc3339, utcnow
+
+log = structlog.get_logger(__name__)
+
+
+class Observer(Protocol):
+    """Told about a pass's progress (the backfill's progress display)."""
+
+    def planned(self, source: str, windows: int) -> None: ...
+
+    def window_done(self, source: str, records: int, requests: int) -> None: ...
+
+
+@dataclass
+class PassResult:
+    source: str
+    account: str
+    records: int = 0
+    pages: int = 0
+    windows: int = 0
+    refreshed: int = 0
+    unparsed: int = 0
+    requests: int = 0
+    gaps: list[Gap] = field(default_factory=list)
+
+
+async def run_pass(
+    source: Source,
+    store: Store,
+    *,
+    now: datetime | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    observer: Observer | None = None,
+    kind: str = "poll",
+) -> PassResult:
+    """Archive one pass; with ``since``/``until``, exactly that range and no checkpoint move."""
+    run_id = await store.start_run(source.name, source.account, kind)
+    requests_before = source.requests
+    result = PassResult(source.name, source.account)
+    try:
+        await _pass(source, store, result, now or utcnow(), since, until, observer)
+    except BaseException as exc:
+        result.requests = source.requests - requests_before
+        error = _describe(exc)
+        await asyncio.shield(store.finish_run(run_id, ok=False, records=result.records,
+                                              requests=result.requests, error=error))
+        metrics.PASSES.labels(source.name, "error").inc()
+        raise
+    result.requests = source.requests - requests_before
+    await store.finish_run(run_id, ok=True, records=result.records, requests=result.requests)
+    metrics.PASSES.labels(source.name, "ok").inc()
+    metrics.LAST_SUCCESS.labels(source.name).set_to_current_time()
+    log.info("pass finished", source=source.name, account=source.account, records=result.records,
+             pages=result.pages, windows=result.windows, refreshed=result.refreshed, requests=result.requests)
+    return result
+
+
+async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
+                since: datetime | None, until: datetime | None, observer: Observer | None) -> None:
+    explicit = since is not None or until is not None
+    if explicit:
+        start, end = since or now - source.retention, min(until or now, now)
+    else:
+        start, gap = plan_start(await store.checkpoint(source.name, source.account), now, source.retention)
+        end = now
+        if gap is not None:
+            await _record_gap(source, store, result, gap)
+    windows = plan_windows(start, end, source.window)
+    watermark = None if explicit else Watermark(windows, ceiling=now - source.overlap)
+    result.windows = len(windows)
+    if observer:
+        observer.planned(source.name, len(windows))
+    limit = asyncio.Semaphore(source.max_concurrency)
+
+    async def one(index: int, span: Span) -> None:
+        async with limit:
+            await _archive_window(source, store, result, span, index, watermark, observer)
+
+    await _gather(one(i, w) for i, w in enumerate(windows))
+    await _refresh(source, store, result, now)
+
+
+async def _archive_window(source: Source, store: Store, result: PassResult, span: Span, index: int,
+                          watermark: Watermark | None, observer: Observer | None) -> None:
+    held: list[Record] = []
+    records = pages = 0
+    requests_before = source.requests
+    async for page in source.fetch(span.start, span.end):
+        if held:
+            await _save(source, store, result, held)
+        held = await _parse(source, store, result, page)
+        records, pages = records + len(held), pages + 1
+    checkpoint = watermark.complete(index) if watermark else None
+    await _save(source, store, result, held, checkpoint=checkpoint,
+                window=Window(span.start, span.end, records, pages))
+    result.pages += pages
+    log.debug("window archived", source=source.name, window_from=rfc3339(span.start),
+              window_to=rfc3339(span.end), records=records, pages=pages)
+    if observer:
+        observer.window_done(source.name, records, source.requests - requests_before)
+
+
+async def _parse(source: Source, store: Store, result: PassResult, page: Page) -> list[Record]:
+    for gap in page.gaps:
+        await _record_gap(source, store, result, gap)
+    records = [source.parse(raw) for raw in page.raws]
+    unparsed = sum(1 for r in records if r.event.parse_error)
+    if unparsed:
+        result.unparsed += unparsed
+        metrics.UNPARSED.labels(source.name).inc(unparsed)
+    return records
+
+
+async def _save(source: Source, store: Store, result: PassResult, records: list[Record], **extra: object) -> None:
+    await store.save(source.name, source.account, records, **extra)  # type: ignore[arg-type]
+    result.records += len(records)
+    metrics.RECORDS.labels(source.name).inc(len(records))
+
+
+async def _refresh(source: Source, store: Store, result: PassResult, now: datetime) -> None:
+    """Re-read records that were not final while the provider still serves them."""
+    pending = await store.pending_message_ids(source.name, source.account, now - source.retention)
+    if not pending:
+        return
+    async for page in source.refresh(pending):
+        records = await _parse(source, store, result, page)
+        await _save(source, store, result, records)
+        result.refreshed += len(records)
+
+
+async def _record_gap(source: Source, store: Store, result: PassResult, gap: Gap) -> None:
+    result.gaps.append(gap)
+    await store.add_gap(source.name, source.account, gap)
+    log.error("gap in the archive", source=source.name, account=source.account,
+              gap_from=rfc3339(gap.start), gap_to=rfc3339(gap.end), reason=gap.reason)
+
+
+async def _gather(coros: object) -> None:
+    """Run window tasks; on the first failure cancel the rest and raise that failure itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            for coro in coros:  # type: ignore[attr-defined]
+                group.create_task(coro)
+    except BaseExceptionGroup as group_error:
+        raise _first_leaf(group_error) from None
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, asyncio.CancelledError):
+        return "interrupted"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,48 @@
+"""The archiver's errors: one root, grouped by what the caller should do about them.
+
+Low-level library errors (aiohttp, JSON, SQLAlchemy) are translated into these at one
+boundary each (``http.py``, ``config.py``) so the rest of the code reasons only in terms
+of "retry it", "stop this source" or "tell the user".
+"""
+
+from __future__ import annotations
+
+
+class ArchiverError(Exception):
+    """Root of every error the archiver raises on purpose."""
+
+
+class ConfigError(ArchiverError, ValueError):
+    """The configuration is unusable; the message names the bad key."""
+
+
+class SourceError(ArchiverError):
+    """A provider call failed."""
+
+
+class TransientError(SourceError):
+    """Worth retrying: connection errors, timeouts, 5xx, unparseable bodies."""
+
+
+class MalformedResponse(TransientError):
+    """A 200 whose body is not JSON or not of the documented shape."""
+
+
+class RateLimited(SourceError):
+    """The provider answered 429; ``retry_after`` is how long it asked us to wait."""
+
+    def __init__(self, message: str, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthFailed(SourceError):
+    """401/403: the credentials are wrong; retrying cannot help."""
+
+
+class BadRequest(SourceError):
+    """400: the provider rejected our parameters; a bug or a bad filter in config."""
+
+
+class RetriesExhausted(SourceError):
+    """A transient failure outlasted the retry policy."""

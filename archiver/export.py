@@ -1,0 +1,57 @@
+"""``archiver export``: one line per archived record, streamed, JSONL or CSV.
+
+The normalized field names are a contract (SPEC.md): scripts read them. Fields may
+be added; none may be renamed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime
+from typing import Any, TextIO
+
+from archiver.db.store import Store
+from archiver.times import rfc3339
+
+CONTRACT_FIELDS = [
+    "source", "account", "event_type", "message_id", "direction", "status", "status_detail",
+    "occurred_at", "done_at", "sender", "recipient", "content_type", "text", "error_code",
+    "error_title", "created_at",
+]
+EXTRA_FIELDS = [
+    "price", "currency", "conversation_id", "conversation_origin", "pricing_category", "billable",
+    "reaction", "interactive_id", "media_id", "media_mime_type", "is_final", "parse_error",
+]
+FIELDS = CONTRACT_FIELDS + EXTRA_FIELDS + ["raw"]
+
+
+def to_line(source: str, row: Any) -> dict[str, Any]:
+    """One export object: the normalized fields, then ``raw`` as the provider served it."""
+    values = row._mapping
+    line: dict[str, Any] = {"source": source}
+    for name in FIELDS[1:-1]:
+        value = values[name]
+        line[name] = rfc3339(value) if isinstance(value, datetime) else value
+    line["raw"] = values["raw"]
+    return line
+
+
+async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
+                 since: datetime | None = None, until: datetime | None = None) -> int:
+    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
+    if writer:
+        writer.writeheader()
+    count = 0
+    async for row in store.export_rows(source, since, until):
+        line = to_line(source, row)
+        if writer:
+            writer.writerow({**line, "raw": _json(line["raw"])})
+        else:
+            out.write(_json(line) + "\n")
+        count += 1
+    return count
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

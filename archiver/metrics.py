@@ -1,0 +1,19 @@
+"""Prometheus metrics, module-level so any part of the archiver can count into them."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge
+
+RECORDS = Counter("archiver_records_archived", "Records written (inserted or updated)", ["source"])
+REQUESTS = Counter("archiver_requests", "Provider HTTP requests by outcome", ["source", "status"])
+RETRIES = Counter("archiver_retries", "Provider requests retried", ["source"])
+RATE_LIMITED = Counter("archiver_rate_limited", "429 answers received", ["source"])
+RATE_LIMIT_WAIT = Gauge("archiver_rate_limit_wait_seconds", "Seconds spent waiting for the rate limiter", ["source"])
+UNPARSED = Counter("archiver_unparsed_records", "Records archived raw whose payload could not be normalized", ["source"])
+PASSES = Counter("archiver_passes", "Archive passes by outcome", ["source", "outcome"])
+CHECKPOINT_LAG = Gauge("archiver_checkpoint_lag_seconds", "Now minus the checkpoint", ["source"])
+RETENTION_HEADROOM = Gauge(
+    "archiver_retention_headroom_seconds", "Time until the oldest unarchived moment ages out", ["source"]
+)
+GAPS = Gauge("archiver_gaps", "Recorded gaps in the archive", ["source"])
+LAST_SUCCESS = Gauge("archiver_last_success_timestamp_seconds", "Unix time of the last successful pass", ["source"])

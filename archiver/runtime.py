@@ -1,0 +1,63 @@
+"""Opening everything a command needs (database, HTTP session, sources) and closing it."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import aiohttp
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from archiver.config import Config, redact_url
+from archiver.db.connect import create_engine, migrate
+from archiver.db.store import Store
+from archiver.errors import ArchiverError
+from archiver.http import RetryPolicy
+from archiver.sources import build_sources
+from archiver.sources.base import Source
+
+
+class DatabaseUnavailable(ArchiverError):
+    """The database could not be opened or migrated."""
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    sources: list[Source]
+
+    def select(self, name: str | None) -> list[Source]:
+        chosen = [s for s in self.sources if name is None or s.name == name]
+        if name is not None and not chosen:
+            raise ArchiverError(f"source {name!r} is not configured (add a [{name}] section to the config)")
+        if not chosen:
+            raise ArchiverError("no source is configured (add a [sendzen] or [infobip] section to the config)")
+        return chosen
+
+
+@asynccontextmanager
+async def opened(config: Config, *, migrate_first: bool = True, policy: RetryPolicy = RetryPolicy()) -> AsyncIterator[Runtime]:
+    engine = create_engine(config.database.url)
+    try:
+        if migrate_first:
+            await migrate_or_explain(config, engine)
+        async with aiohttp.ClientSession(raise_for_status=False) as session:
+            yield Runtime(config, Store(engine), build_sources(config, session, policy))
+    finally:
+        await engine.dispose()
+
+
+async def migrate_or_explain(config: Config, engine: object) -> None:
+    try:
+        await migrate(engine)  # type: ignore[arg-type]
+    except (OperationalError, DBAPIError, OSError) as exc:
+        raise DatabaseUnavailable(
+            f"cannot open the database {redact_url(config.database.url)}: {_first_line(exc)}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -1,0 +1,104 @@
+"""``archiver run``: poll every source on its interval until told to stop.
+
+apscheduler fires one interval job per source (never two at once for a source).
+A stop request cancels passes in flight: their open transaction rolls back, and
+what was committed before stays, with its checkpoint, so nothing is half-written.
+A source whose credentials are refused stops; the others go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from archiver import server
+from archiver.engine import run_pass
+from archiver.errors import ArchiverError, AuthFailed
+from archiver.runtime import Runtime
+from archiver.sources.base import Source
+from archiver.status import source_status
+from archiver.times import rfc3339, utcnow
+
+log = structlog.get_logger(__name__)
+STOP_TIMEOUT_SECONDS = 8.0
+
+
+@dataclass
+class Health:
+    interval: timedelta
+    started: datetime
+    last_success: datetime | None = None
+    last_error: str | None = None
+    stopped: bool = False
+
+    def healthy(self, now: datetime) -> bool:
+        """Polled successfully within three intervals (or still within its first three)."""
+        if self.stopped:
+            return False
+        reference = self.last_success or self.started
+        return now - reference <= 3 * self.interval
+
+
+class Daemon:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        now = utcnow()
+        self.health = {s.name: Health(s.poll_interval, now) for s in runtime.sources}
+        self._scheduler = AsyncIOScheduler(timezone="UTC")
+        self._passes: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        cfg = self.runtime.config.server
+        runner = await server.start(cfg.host, cfg.port, self.health_report)
+        log.info("daemon started", sources=[s.name for s in self.runtime.sources], listen=f"{cfg.host}:{cfg.port}")
+        for source in self.runtime.sources:
+            self._scheduler.add_job(self._poll, "interval", args=[source], id=source.name,
+                                    seconds=source.poll_interval.total_seconds(), next_run_time=utcnow(),
+                                    max_instances=1, coalesce=True, misfire_grace_time=None)
+        self._scheduler.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("stopping")
+            self._scheduler.shutdown(wait=False)
+            await self._cancel_passes()
+            await runner.cleanup()
+        log.info("stopped")
+
+    async def _poll(self, source: Source) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._passes.add(task)  # type: ignore[arg-type]
+        health = self.health[source.name]
+        try:
+            await run_pass(source, self.runtime.store, kind="poll")
+            health.last_success, health.last_error = utcnow(), None
+            await source_status(source, self.runtime.store)
+        except AuthFailed as exc:
+            health.last_error, health.stopped = str(exc), True
+            log.error("source stopped: credentials refused", source=source.name, error=str(exc))
+            self._scheduler.remove_job(source.name)
+        except (ArchiverError, OSError) as exc:
+            health.last_error = str(exc)
+            log.error("pass failed; will retry on the next interval", source=source.name, error=str(exc))
+        except Exception as exc:  # the daemon must outlive one bad pass
+            health.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("pass crashed; will retry on the next interval", source=source.name)
+        finally:
+            self._passes.discard(task)  # type: ignore[arg-type]
+
+    async def _cancel_passes(self) -> None:
+        for task in self._passes:
+            task.cancel()
+        if self._passes:
+            await asyncio.wait(self._passes, timeout=STOP_TIMEOUT_SECONDS)
+
+    def health_report(self) -> tuple[bool, dict[str, object]]:
+        now = utcnow()
+        body = {name: {"healthy": h.healthy(now), "last_success": rfc3339(h.last_success),
+                       "last_error": h.last_error, "stopped": h.stopped} for name, h in self.health.items()}
+        return all(v["healthy"] for v in body.values()), body

@@ -1,0 +1,202 @@
+"""Infobip's ``GET /messenger/1/logs``: 48 hours, 1000 per page, newest first.
+
+Paging without a cursor narrows ``sentUntil`` to the oldest ``sentAt`` of a full
+page (plus one millisecond, so ties are re-served whether the server treats the
+bound as inclusive or not; ``messageId`` de-duplicates). A full page of one single
+``sentAt`` cannot be narrowed further: that is recorded as a gap and the pager moves
+past it, instead of looping. Servers that return ``cursor.nextCursor`` for
+``useCursor=true`` are paged with the cursor.
+
+Entries change after they are first seen, so entries whose status is not final are
+re-read by ``messageId`` until they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, AsyncIterator, Iterator, Sequence
+
+from archiver.config import InfobipConfig
+from archiver.errors import MalformedResponse
+from archiver.http import HttpClient
+from archiver.sources.base import Event, Gap, Page, Record
+from archiver.times import format_infobip_time, parse_offset_time
+
+MAX_ID_LIST_CHARS = 2048
+MS = timedelta(milliseconds=1)
+PENDING_GROUPS = {"PENDING", "ACCEPTED"}
+FINAL_GROUPS = {"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"}
+INTERMEDIATE_STATUSES = {"DELIVERED_TO_OPERATOR"}
+"""Statuses of a final group that are still on their way (finality is per status)."""
+
+
+class InfobipSource:
+    name = "infobip"
+    retention = timedelta(hours=48)
+
+    def __init__(self, config: InfobipConfig, http: HttpClient) -> None:
+        self.config, self.http = config, http
+        self.account = config.account
+        self.overlap = timedelta(seconds=config.overlap_seconds)
+        self.window = timedelta(seconds=config.window_seconds)
+        self.max_concurrency = 2
+        self.poll_interval = timedelta(seconds=config.poll_interval_seconds)
+        self._url = config.base_url.rstrip("/") + "/messenger/1/logs"
+        self._headers = {"Authorization": f"App {config.api_key}", "Accept": "application/json"}
+
+    @property
+    def requests(self) -> int:
+        return self.http.requests
+
+    async def fetch(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
+        seen: set[str] = set()
+        until, cursor = end + MS, None
+        while True:
+            params = self._window_params(start - MS, until, cursor)
+            results, next_cursor = await self.http.get_json(self._url, params, self._headers, parse_results)
+            fresh = [r for r in results if r["messageId"] not in seen]
+            seen.update(r["messageId"] for r in fresh)
+            if len(results) < self.config.page_size:
+                yield Page(fresh)
+                return
+            if next_cursor:
+                yield Page(fresh)
+                cursor = next_cursor
+                continue
+            until, gap = narrow(results, until)
+            yield Page(fresh, [gap] if gap else [])
+            if until < start:
+                return
+
+    async def refresh(self, message_ids: Sequence[str]) -> AsyncIterator[Page]:
+        for batch in id_batches(message_ids):
+            params = {"messageId": ",".join(batch), "limit": str(self.config.page_size)}
+            results, _ = await self.http.get_json(self._url, params, self._headers, parse_results)
+            yield Page(results)
+
+    def _window_params(self, since: datetime, until: datetime, cursor: str | None) -> dict[str, str]:
+        params = {"sentSince": format_infobip_time(since), "sentUntil": format_infobip_time(until),
+                  "limit": str(self.config.page_size)}
+        if self.config.use_cursor:
+            params["useCursor"] = "true"
+        if cursor:
+            params["cursor"] = cursor
+        for key, value in (("sender", self.config.sender), ("entityId", self.config.entity_id),
+                           ("applicationId", self.config.application_id)):
+            if value:
+                params[key] = value
+        return params
+
+    def parse(self, raw: dict[str, Any]) -> Record:
+        return parse_message(raw)
+
+
+def narrow(results: list[dict[str, Any]], until: datetime) -> tuple[datetime, Gap | None]:
+    """The next ``sentUntil`` after a full page, and a gap if the page cannot be narrowed.
+
+    The bound is the oldest ``sentAt`` plus a millisecond, so the oldest ties come
+    again (and are de-duplicated) whether the server's bound is inclusive or not.
+    When that would not move the bound (a full page of one ``sentAt``, or of two
+    neighbouring milliseconds), the rest of those milliseconds cannot be reached:
+    that is a gap, and paging moves on below them.
+    """
+    times = [parse_offset_time(r["sentAt"]) for r in results]
+    oldest = min(times)
+    if oldest + MS < until:
+        return oldest + MS, None
+    reason = f"{len(results)}+ messages sent within {format_infobip_time(oldest)}..{format_infobip_time(max(times))}; some may be missing"
+    return oldest - MS, Gap(oldest, max(times), reason)
+
+
+def parse_results(body: Any) -> tuple[list[dict[str, Any]], str | None]:
+    """The documented page shape, or ``MalformedResponse`` (which is retried)."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list):
+        raise MalformedResponse("infobip: response has no results list")
+    for entry in results:
+        if not isinstance(entry, dict) or not isinstance(entry.get("messageId"), str):
+            raise MalformedResponse("infobip: an entry has no messageId")
+        try:
+            parse_offset_time(entry.get("sentAt") or "")
+        except ValueError:
+            raise MalformedResponse(f"infobip: entry {entry['messageId']} has an unreadable sentAt") from None
+    cursor = body.get("cursor")
+    next_cursor = cursor.get("nextCursor") if isinstance(cursor, dict) else None
+    return results, next_cursor if isinstance(next_cursor, str) and next_cursor else None
+
+
+def id_batches(message_ids: Sequence[str]) -> Iterator[list[str]]:
+    """Comma-separated lists that stay within the API's 2048-character limit."""
+    batch: list[str] = []
+    length = 0
+    for mid in message_ids:
+        extra = len(mid) + (1 if batch else 0)
+        if batch and length + extra > MAX_ID_LIST_CHARS:
+            yield batch
+            batch, length, extra = [], 0, len(mid)
+        batch.append(mid)
+        length += extra
+    if batch:
+        yield batch
+
+
+def is_final(status: Any) -> bool:
+    """Whether a status can still change; unknown statuses are treated as not final."""
+    if not isinstance(status, dict):
+        return False
+    group = str(status.get("groupName") or "").upper()
+    name = str(status.get("name") or "").upper()
+    if group in PENDING_GROUPS or name in INTERMEDIATE_STATUSES or name.startswith("PENDING"):
+        return False
+    return group in FINAL_GROUPS
+
+
+def parse_message(raw: dict[str, Any]) -> Record:
+    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
+    error = raw.get("error") if isinstance(raw.get("error"), dict) else {}
+    failed = error.get("groupId") not in (0, None)
+    price = raw.get("price") if isinstance(raw.get("price"), dict) else {}
+    content = raw.get("content") if isinstance(raw.get("content"), dict) else {}
+    final = is_final(status)
+    sent_at = parse_offset_time(raw["sentAt"])
+    event = Event(
+        event_type="Outbound Message",
+        message_id=raw["messageId"],
+        direction="outbound",
+        status=str(status["groupName"]).lower() if status.get("groupName") else None,
+        status_detail=status.get("name"),
+        occurred_at=sent_at,
+        done_at=_time_or_none(raw.get("doneAt")),
+        sender=raw.get("sender"),
+        recipient=raw.get("destination"),
+        content_type=content.get("type"),
+        text=content.get("text"),
+        error_code=error.get("id") if failed else None,
+        error_title=error.get("name") if failed else None,
+        price=_float_or_none(price.get("pricePerMessage")),
+        currency=price.get("currency"),
+        is_final=final,
+    )
+    return Record(key=raw["messageId"], at=sent_at, raw=raw, event=event, status_rank=2 if final else 1)
+
+
+def describe_error(body: Any) -> str | None:
+    """Both error shapes: legacy ``requestError.serviceException`` and current ``errorCode``."""
+    if not isinstance(body, dict):
+        return None
+    legacy = body.get("requestError", {}).get("serviceException")
+    if isinstance(legacy, dict):
+        return " ".join(str(legacy[k]) for k in ("messageId", "text") if legacy.get(k))
+    parts = [str(body[k]) for k in ("errorCode", "description", "action") if body.get(k)]
+    return " ".join(parts) or None
+
+
+def _time_or_none(text: Any) -> datetime | None:
+    try:
+        return parse_offset_time(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+
+
+def _float_or_none(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

@@ -1,0 +1,92 @@
+"""``archiver status``: what an operator needs to know per source, as data or text."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from archiver import metrics
+from archiver.db.store import Store
+from archiver.sources.base import Gap, Source
+from archiver.times import rfc3339, utcnow
+
+LEDGER_HOLE = "never fetched (hole in the coverage ledger)"
+
+
+async def source_status(source: Source, store: Store, now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    name, account = source.name, source.account
+    checkpoint = await store.checkpoint(name, account)
+    ok, bad = await store.last_runs(name, account)
+    gaps = await store.gaps(name, account)
+    holes = coverage_holes(await store.coverage(name, account), checkpoint)
+    all_gaps = gaps + [h for h in holes if not any(_inside(h, g) for g in gaps)]
+    headroom = retention_headroom(checkpoint, now, source.retention)
+    lag = (now - checkpoint).total_seconds() if checkpoint else None
+    _export_metrics(name, lag, headroom, len(all_gaps))
+    return {
+        "account": account,
+        "checkpoint": rfc3339(checkpoint),
+        "lag_seconds": round(lag, 3) if lag is not None else None,
+        "rows": await store.count_records(name, account),
+        "last_success": rfc3339(ok.finished_at) if ok else None,
+        "last_error": _error(bad, ok),
+        "gaps": [{"from": rfc3339(g.start), "to": rfc3339(g.end), "reason": g.reason} for g in all_gaps],
+        "retention_headroom_seconds": round(headroom, 3),
+    }
+
+
+def retention_headroom(checkpoint: datetime | None, now: datetime, retention: timedelta) -> float:
+    """Seconds until the oldest unarchived moment (the checkpoint) ages out at the provider.
+
+    With no checkpoint nothing is archived yet and the oldest records are ageing out
+    right now: 0. Negative means data has already been lost (and a gap recorded).
+    """
+    if checkpoint is None:
+        return 0.0
+    return (checkpoint + retention - now).total_seconds()
+
+
+def coverage_holes(windows: list[tuple[datetime, datetime]], checkpoint: datetime | None) -> list[Gap]:
+    """Spans between the first fetched window and the checkpoint that no window covered."""
+    holes: list[Gap] = []
+    if not windows:
+        return holes
+    covered_to = windows[0][0]
+    for start, end in sorted(windows):
+        if checkpoint is not None and start >= checkpoint:
+            break
+        if start > covered_to:
+            holes.append(Gap(covered_to, start, LEDGER_HOLE))
+        covered_to = max(covered_to, end)
+    return holes
+
+
+def render_text(statuses: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, st in statuses.items():
+        lines.append(f"{name} (account {st['account']})")
+        for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds"):
+            value = st[key]
+            lines.append(f"  {key:<27} {'-' if value is None else value}")
+        lines.append(f"  {'gaps':<27} {len(st['gaps']) or 'none'}")
+        lines.extend(f"    {g['from']} .. {g['to']}  {g['reason']}" for g in st["gaps"])
+    return "\n".join(lines)
+
+
+def _inside(inner: Gap, outer: Gap) -> bool:
+    return outer.start <= inner.start and inner.end <= outer.end
+
+
+def _error(bad: Any, ok: Any) -> dict[str, Any] | None:
+    """The latest failure, if it is more recent than the latest success."""
+    if bad is None or (ok is not None and ok.finished_at > bad.finished_at):
+        return None
+    return {"at": rfc3339(bad.finished_at), "message": bad.error}
+
+
+def _export_metrics(name: str, lag: float | None, headroom: float, gaps: int) -> None:
+    if lag is not None:
+        metrics.CHECKPOINT_LAG.labels(name).set(lag)
+    metrics.RETENTION_HEADROOM.labels(name).set(headroom)
+    metrics.GAPS.labels(name).set(gaps)

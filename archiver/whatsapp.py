@@ -1,0 +1,127 @@
+"""Pure normalization of a WhatsApp Cloud API webhook body (SendZen's ``payload``).
+
+Payloads are parsed defensively: fields are looked up with fallbacks (SendZen's own
+examples spell ``messsage_id``), anything unexpected yields ``parse_error`` instead of
+an exception, and the caller keeps the raw record whatever happens here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+"""sent < delivered < read; failed is terminal, so it outranks everything."""
+
+
+def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
+    """The normalized fields of one payload, and why it could not be read (or None)."""
+    try:
+        body = json.loads(payload) if isinstance(payload, str) else payload
+        value = body["entry"][0]["changes"][0]["value"]
+        if not isinstance(value, dict):
+            raise TypeError("value is not an object")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        return {}, f"unreadable payload: {type(exc).__name__}: {exc}"
+    display = _dig(value, "metadata", "display_phone_number")
+    if _first_item(value, "messages") is not None:
+        return _message_fields(value["messages"][0], display), None
+    if _first_item(value, "statuses") is not None:
+        return _status_fields(value["statuses"][0], display), None
+    return {"sender": display}, "payload has neither messages nor statuses"
+
+
+def _message_fields(message: dict[str, Any], display: str | None) -> dict[str, Any]:
+    kind = message.get("type")
+    media = message.get(kind) if kind in ("image", "video", "audio", "document", "sticker") else None
+    media = media if isinstance(media, dict) else {}
+    reply = _interactive_reply(message)
+    return {
+        "message_id": _str(message.get("id")),
+        "direction": "inbound",
+        "status": "received",
+        "occurred_at": unix_to_datetime(message.get("timestamp")),
+        "sender": _str(message.get("from")) or display,
+        "recipient": display,
+        "content_type": _str(kind),
+        "text": _dig(message, "text", "body") or _str(media.get("caption")) or reply.get("title")
+        or _dig(message, "button", "text"),
+        "reaction": _dig(message, "reaction", "emoji"),
+        "interactive_id": reply.get("id") or _dig(message, "button", "payload"),
+        "media_id": _str(media.get("id")),
+        "media_mime_type": _str(media.get("mime_type")),
+    }
+
+
+def _interactive_reply(message: dict[str, Any]) -> dict[str, str]:
+    interactive = message.get("interactive")
+    if not isinstance(interactive, dict):
+        return {}
+    for kind in ("button_reply", "list_reply", "nfm_reply"):
+        reply = interactive.get(kind)
+        if isinstance(reply, dict):
+            return {k: _str(reply.get(k)) for k in ("id", "title") if reply.get(k) is not None}
+    return {}
+
+
+def _status_fields(status: dict[str, Any], display: str | None) -> dict[str, Any]:
+    error = _first_item(status, "errors") or {}
+    return {
+        "message_id": _str(status.get("id") or status.get("message_id") or status.get("messsage_id")),
+        "direction": "outbound",
+        "status": _str(status.get("status")),
+        "occurred_at": unix_to_datetime(status.get("timestamp")),
+        "sender": display,
+        "recipient": _str(status.get("recipient_id")),
+        "error_code": _int(error.get("code")),
+        "error_title": _str(error.get("title")),
+        "conversation_id": _dig(status, "conversation", "id"),
+        "conversation_origin": _dig(status, "conversation", "origin", "type"),
+        "pricing_category": _dig(status, "pricing", "category"),
+        "billable": _bool(_dig_raw(status, "pricing", "billable")),
+    }
+
+
+def unix_to_datetime(value: Any) -> datetime | None:
+    """WhatsApp's ``timestamp`` (unix seconds as a string) → UTC; ``None`` if unreadable."""
+    try:
+        return datetime.fromtimestamp(int(value), tz=timezone.utc)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+
+
+def _first_item(obj: dict[str, Any], key: str) -> Any:
+    items = obj.get(key)
+    if isinstance(items, list) and items and isinstance(items[0], dict):
+        return items[0]
+    return None
+
+
+def _dig_raw(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _dig(obj: Any, *path: str) -> str | None:
+    return _str(_dig_raw(obj, *path))
+
+
+def _str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return str(value)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None

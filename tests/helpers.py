@@ -1,0 +1,50 @@
+"""Small builders shared by tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from archiver.config import Config, InfobipConfig, SendZenConfig
+from archiver.http import HttpClient, RetryPolicy
+from archiver.ratelimit import RateLimiter
+from archiver.sources.infobip import InfobipSource, describe_error
+from archiver.sources.sendzen import SendZenSource
+
+FAST_RETRIES = RetryPolicy(attempts=6, max_seconds=30, initial_wait=0.01, max_wait=0.05)
+
+
+def sendzen_source(session: aiohttp.ClientSession, base_url: str, *, policy: RetryPolicy = FAST_RETRIES,
+                   **overrides: Any) -> SendZenSource:
+    config = SendZenConfig(api_key=overrides.pop("api_key", "sz-test-key"), base_url=base_url, **overrides)
+    http = HttpClient(session, source="sendzen", policy=policy, timeout=config.timeout_seconds)
+    return SendZenSource(config, http)
+
+
+def infobip_source(session: aiohttp.ClientSession, base_url: str, *, limiter: RateLimiter | None = None,
+                   policy: RetryPolicy = FAST_RETRIES, **overrides: Any) -> InfobipSource:
+    config = InfobipConfig(api_key=overrides.pop("api_key", "ib-test-key"), base_url=base_url, **overrides)
+    http = HttpClient(session, source="infobip", limiter=limiter or RateLimiter(config.requests_per_minute),
+                      policy=policy, timeout=config.timeout_seconds, describe_error=describe_error)
+    return InfobipSource(config, http)
+
+
+def canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+def write_config(path: Any, db_url: str, *, sendzen: str | None = None, infobip: str | None = None,
+                 sendzen_key: str = "sz-test-key", infobip_key: str = "ib-test-key", port: int = 9108,
+                 extra: str = "") -> Any:
+    text = f'[database]\nurl = "{db_url}"\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n'
+    if sendzen:
+        text += f'\n[sendzen]\nbase_url = "{sendzen}"\napi_key = "{sendzen_key}"\npoll_interval_seconds = 1\n'
+    if infobip:
+        text += f'\n[infobip]\nbase_url = "{infobip}"\napi_key = "{infobip_key}"\npoll_interval_seconds = 1\n'
+    path.write_text(text + extra)
+    return path
+
+
+__all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "FAST_RETRIES"]
