@@ -54,7 +54,7 @@ class RetryPolicy:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, RateLimited) and error.retry_after is not None:
             return 0.0  # the limiter itself is paused for Retry-After
-        return wait_exponential_jitter(self.initial_wait, self.max_wait)(state)
+        return wait_exponential_jitter(multiplier=self.initial_wait, max=self.max_wait, jitter=self.initial_wait)(state)
 
 
 class HttpClient:

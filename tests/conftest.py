@@ -119,3 +119,27 @@ def quiet_logs() -> None:
     from archiver import logs
 
     logs.configure("console", "warning")
+
+
+def _aioresponses_compat() -> None:
+    """aioresponses 0.7.x builds ClientResponse without aiohttp 3.14's new ``stream_writer``
+    argument (pnuckowski/aioresponses#289). Supply one until a release fixes it, rather
+    than pinning aiohttp below a security release."""
+    import inspect
+    from unittest.mock import Mock
+
+    import aioresponses.core
+    from aiohttp import ClientResponse
+
+    if "stream_writer" not in inspect.signature(ClientResponse.__init__).parameters:
+        return
+
+    class CompatResponse(ClientResponse):
+        def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            kwargs.setdefault("stream_writer", Mock(output_size=0))
+            super().__init__(*args, **kwargs)
+
+    aioresponses.core.ClientResponse = CompatResponse  # type: ignore[misc]
+
+
+_aioresponses_compat()

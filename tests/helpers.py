@@ -11,6 +11,7 @@ from archiver.config import Config, InfobipConfig, SendZenConfig
 from archiver.http import HttpClient, RetryPolicy
 from archiver.ratelimit import RateLimiter
 from archiver.sources.infobip import InfobipSource, describe_error
+from archiver.sources import sendzen
 from archiver.sources.sendzen import SendZenSource
 
 FAST_RETRIES = RetryPolicy(attempts=6, max_seconds=30, initial_wait=0.01, max_wait=0.05)
@@ -19,7 +20,8 @@ FAST_RETRIES = RetryPolicy(attempts=6, max_seconds=30, initial_wait=0.01, max_wa
 def sendzen_source(session: aiohttp.ClientSession, base_url: str, *, policy: RetryPolicy = FAST_RETRIES,
                    **overrides: Any) -> SendZenSource:
     config = SendZenConfig(api_key=overrides.pop("api_key", "sz-test-key"), base_url=base_url, **overrides)
-    http = HttpClient(session, source="sendzen", policy=policy, timeout=config.timeout_seconds)
+    http = HttpClient(session, source="sendzen", policy=policy, timeout=config.timeout_seconds,
+                      describe_error=sendzen.describe_error)
     return SendZenSource(config, http)
 
 

@@ -12,7 +12,7 @@ from archiver.config import Config
 from archiver.http import HttpClient, RetryPolicy
 from archiver.ratelimit import RateLimiter
 from archiver.sources.base import Source
-from archiver.sources.sendzen import SendZenSource
+from archiver.sources import infobip, sendzen
 
 SOURCE_NAMES = ("sendzen", "infobip")
 
@@ -23,17 +23,11 @@ def build_sources(config: Config, session: aiohttp.ClientSession, policy: RetryP
     if config.sendzen:
         sz = config.sendzen
         http = HttpClient(session, source="sendzen", limiter=RateLimiter(sz.requests_per_minute),
-                          policy=policy, timeout=sz.timeout_seconds, describe_error=_sendzen_error)
-        sources.append(SendZenSource(sz, http))
+                          policy=policy, timeout=sz.timeout_seconds, describe_error=sendzen.describe_error)
+        sources.append(sendzen.SendZenSource(sz, http))
     if config.infobip:
-        from archiver.sources.infobip import InfobipSource, describe_error
-
         ib = config.infobip
         http = HttpClient(session, source="infobip", limiter=RateLimiter(ib.requests_per_minute),
-                          policy=policy, timeout=ib.timeout_seconds, describe_error=describe_error)
-        sources.append(InfobipSource(ib, http))
+                          policy=policy, timeout=ib.timeout_seconds, describe_error=infobip.describe_error)
+        sources.append(infobip.InfobipSource(ib, http))
     return sources
-
-
-def _sendzen_error(body: object) -> str | None:
-    return body.get("message") if isinstance(body, dict) else None
