@@ -50,7 +50,7 @@ class BackfillProgress:
 
 
 def print_summary(results: list[PassResult], errors: dict[str, str], elapsed: float, stream: TextIO = sys.stdout) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=True)
+    console = Console(file=stream, highlight=False, width=None if stream.isatty() else 160)
     table = Table(title=f"backfill summary ({elapsed:.1f}s)", title_justify="left")
     for column in ("source", "records", "pages", "windows", "refreshed", "requests", "unparsed", "gaps", "result"):
         table.add_column(column, justify="left" if column in ("source", "result") else "right")

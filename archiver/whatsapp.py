@@ -29,7 +29,7 @@ def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
         return _message_fields(value["messages"][0], display), None
     if _first_item(value, "statuses") is not None:
         return _status_fields(value["statuses"][0], display), None
-    return {"sender": display}, "payload has neither messages nor statuses"
+    return {"sender": display}, None  # a well-formed non-message event ("Other"): nothing to normalize
 
 
 def _message_fields(message: dict[str, Any], display: str | None) -> dict[str, Any]:

@@ -8,17 +8,18 @@ because it holds message content.
 
 from __future__ import annotations
 
-import asyncio
+import fcntl
 import os
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -66,10 +67,36 @@ def alembic_config() -> AlembicConfig:
     return config
 
 
+MIGRATION_LOCK_ID = 0x61726368  # "arch": one advisory lock id for schema changes
+
+
 async def migrate(engine: AsyncEngine) -> None:
-    """Upgrade to the latest revision; a no-op when already there."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+    """Upgrade to the latest revision; a no-op when already there.
+
+    Several processes may start at once (replicas, a daemon and a one-shot export):
+    a lock makes them migrate one after the other instead of racing to create tables.
+    """
+    if engine.dialect.name == "postgresql":
+        async with engine.begin() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+            await conn.run_sync(_upgrade)
+        return
+    with _file_lock(engine.url.database):
+        async with engine.begin() as conn:
+            await conn.run_sync(_upgrade)
+
+
+@contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    if not database or database == ":memory:":
+        yield
+        return
+    with open(f"{database}.migrate-lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _upgrade(sync_connection: Any) -> None:
@@ -77,12 +104,3 @@ def _upgrade(sync_connection: Any) -> None:
     config.attributes["connection"] = sync_connection
     command.upgrade(config, "head")
 
-
-async def current_revision(conn: AsyncConnection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    return await conn.run_sync(lambda c: MigrationContext.configure(c).get_current_revision())
-
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)

@@ -1,0 +1,155 @@
+"""The ``archiver`` console script, run as a real subprocess against the simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from archiver.db.store import Store
+from archiver.export import CONTRACT_FIELDS
+from archiver.simulator import FakeSendZen, sendzen_log, spread
+from archiver.times import utcnow
+from tests.cli_helpers import archiver, cli_env, start_daemon, wait_for
+from tests.helpers import canonical, write_config
+
+
+def seed(fake: FakeSendZen, count: int) -> None:
+    now = utcnow()
+    for i, at in enumerate(spread(count, now - timedelta(days=6), now - timedelta(seconds=2))):
+        fake.add(sendzen_log(i, at))
+
+
+async def test_backfill_status_export(tmp_path: Path, db_url: str, fake_sendzen: FakeSendZen) -> None:
+    """backfill → status --json → export (JSONL and CSV) equals the provider's data."""
+    seed(fake_sendzen, 120)
+    config = write_config(tmp_path / "config.toml", db_url, sendzen=fake_sendzen.base_url)
+    done = await archiver(config, "backfill")
+    assert done.code == 0, done.stderr
+    assert "backfill summary" in done.stdout and "sendzen" in done.stdout
+    assert "\x1b[" not in done.stdout + done.stderr, "no control characters without a TTY"
+
+    status = await archiver(config, "status", "--json")
+    assert status.code == 0, status.stderr
+    body = json.loads(status.stdout)["sendzen"]
+    assert body["rows"] == 120 and body["gaps"] == [] and body["last_error"] is None
+    assert body["checkpoint"].endswith("Z") and body["last_success"] is not None
+    assert 290 <= body["lag_seconds"] < 400
+    assert 6.9 * 86400 < body["retention_headroom_seconds"] <= 7 * 86400
+
+    out = tmp_path / "out.jsonl"
+    exported = await archiver(config, "export", "--source", "sendzen", "--output", str(out))
+    assert exported.code == 0, exported.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(canonical(l["raw"]) for l in lines) == sorted(canonical(l) for l in fake_sendzen.served_logs())
+    assert all(set(CONTRACT_FIELDS) | {"raw"} <= set(l) for l in lines)
+    assert {l["source"] for l in lines} == {"sendzen"} and {l["account"] for l in lines} == {"default"}
+
+    as_csv = await archiver(config, "export", "--source", "sendzen", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert len(rows) == 120 and json.loads(rows[0]["raw"]) in [l["raw"] for l in lines]
+
+
+async def test_export_time_range(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
+    seed(fake_sendzen, 60)
+    config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url)
+    assert (await archiver(config, "backfill")).code == 0
+    since = (utcnow() - timedelta(days=3)).isoformat()
+    part = await archiver(config, "export", "--source", "sendzen", "--since", since)
+    assert 25 <= len(part.stdout.splitlines()) <= 35
+
+
+async def test_bad_credentials_exit_nonzero_without_touching_checkpoint(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
+    seed(fake_sendzen, 5)
+    config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url,
+                          sendzen_key="sz-wrong-key-123")
+    done = await archiver(config, "backfill")
+    assert done.code != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("archiver: ") and "401" in last and "check the API key" in last
+    assert "sz-wrong-key-123" not in done.stdout + done.stderr
+    status = json.loads((await archiver(config, "status", "--json")).stdout)["sendzen"]
+    assert status["checkpoint"] is None and status["rows"] == 0
+    assert "401" in status["last_error"]["message"]
+
+
+async def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[sendzen]\napi_key = "k"\npoll_interval = 5\n')
+    done = await archiver(config, "backfill")
+    assert done.code == 2
+    assert done.stderr.strip() == ("archiver: unknown key [sendzen] poll_interval (known: account, api_key, base_url, "
+                                   "event_types, max_concurrency, overlap_seconds, page_size, phone_number_id, "
+                                   "poll_interval_seconds, requests_per_minute, timeout_seconds, url, window_seconds)")
+
+
+async def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "config.toml", "postgresql://u:topsecretpw@127.0.0.1:1/db",
+                          sendzen="http://127.0.0.1:9")
+    done = await archiver(config, "migrate")
+    assert done.code == 1 and "topsecretpw" not in done.stderr
+    assert done.stderr.startswith("archiver: cannot open the database postgresql://u:***@127.0.0.1:1/db")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+async def test_migrate_is_idempotent(tmp_path: Path, db_url: str) -> None:
+    config = write_config(tmp_path / "config.toml", db_url)
+    for _ in range(2):
+        done = await archiver(config, "migrate")
+        assert done.code == 0 and "up to date" in done.stdout
+
+
+async def test_env_secret_used_and_never_printed(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
+    """SENDZEN_API_KEY overrides the file; debug logs never show it."""
+    seed(fake_sendzen, 3)
+    config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url,
+                          sendzen_key="file-key-is-wrong")
+    done = await archiver(config, "--log-level", "debug", "backfill",
+                          env=cli_env(SENDZEN_API_KEY="sz-test-key"))
+    assert done.code == 0, done.stderr
+    assert "sz-test-key" not in done.stdout + done.stderr
+    for line in done.stderr.splitlines():
+        assert isinstance(json.loads(line), dict), "JSON log lines when not on a TTY"
+
+
+async def test_daemon_archives_new_records_and_stops_on_sigterm(tmp_path: Path, db_url: str, store: Store,
+                                                                fake_sendzen: FakeSendZen) -> None:
+    seed(fake_sendzen, 30)
+    config = write_config(tmp_path / "config.toml", db_url, sendzen=fake_sendzen.base_url, port=_free_port())
+    daemon = await start_daemon(config)
+    try:
+        async def archived(n: int):  # type: ignore[no-untyped-def]
+            async def check() -> bool:
+                return await store.count_records("sendzen", "default") >= n
+            return check
+
+        await wait_for(await archived(30), timeout=60)
+        fake_sendzen.add(sendzen_log(5000, utcnow()))
+        await wait_for(await archived(31), timeout=60)
+    finally:
+        if daemon.returncode is None:
+            daemon.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(daemon.wait(), 15)
+    stderr = (await daemon.stderr.read()).decode()  # type: ignore[union-attr]
+    assert code == 0, stderr
+    events = [json.loads(line)["event"] for line in stderr.splitlines()]
+    assert "stopped" in events
+
+
+async def test_concurrent_starts_migrate_once(tmp_path: Path, db_url: str) -> None:
+    """Replicas starting together do not race each other's schema changes."""
+    config = write_config(tmp_path / "config.toml", db_url)
+    results = await asyncio.gather(*(archiver(config, "migrate") for _ in range(3)))
+    assert [r.code for r in results] == [0, 0, 0], [r.stderr for r in results]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
