@@ -92,6 +92,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
             await _record_gap(source, store, result, gap)
     windows = plan_windows(start, end, source.window)
     watermark = None if explicit else Watermark(windows, ceiling=now - source.overlap)
+    closing = asyncio.Lock()
     result.windows = len(windows)
     if observer:
         observer.planned(source.name, len(windows))
@@ -99,14 +100,14 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
 
     async def one(index: int, span: Span) -> None:
         async with limit:
-            await _archive_window(source, store, result, span, index, watermark, observer)
+            await _archive_window(source, store, result, span, index, watermark, closing, observer)
 
     await _gather(one(i, w) for i, w in enumerate(windows))
     await _refresh(source, store, result, now)
 
 
 async def _archive_window(source: Source, store: Store, result: PassResult, span: Span, index: int,
-                          watermark: Watermark | None, observer: Observer | None) -> None:
+                          watermark: Watermark | None, closing: asyncio.Lock, observer: Observer | None) -> None:
     held: list[Record] = []
     records = pages = 0
     requests_before = source.requests
@@ -115,9 +116,12 @@ async def _archive_window(source: Source, store: Store, result: PassResult, span
             await _save(source, store, result, held)
         held = await _parse(source, store, result, page)
         records, pages = records + len(held), pages + 1
-    checkpoint = watermark.complete(index) if watermark else None
-    await _save(source, store, result, held, checkpoint=checkpoint,
-                window=Window(span.start, span.end, records, pages))
+    # Closing windows one at a time: the watermark may only cover windows whose last
+    # page has committed, so computing it and committing it must not interleave.
+    async with closing:
+        checkpoint = watermark.complete(index) if watermark else None
+        await _save(source, store, result, held, checkpoint=checkpoint,
+                    window=Window(span.start, span.end, records, pages))
     result.pages += pages
     log.debug("window archived", source=source.name, window_from=rfc3339(span.start),
               window_to=rfc3339(span.end), records=records, pages=pages)

@@ -18,6 +18,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from archiver import server
 from archiver.engine import run_pass
 from archiver.errors import ArchiverError, AuthFailed
+from archiver.leader import leadership_for
 from archiver.runtime import Runtime
 from archiver.sources.base import Source
 from archiver.status import source_status
@@ -34,11 +35,17 @@ class Health:
     last_success: datetime | None = None
     last_error: str | None = None
     stopped: bool = False
+    standby: bool = False
 
     def healthy(self, now: datetime) -> bool:
-        """Polled successfully within three intervals (or still within its first three)."""
+        """Polled successfully within three intervals (or still within its first three).
+
+        A hot standby is healthy: it is ready to take over, which is its job.
+        """
         if self.stopped:
             return False
+        if self.standby:
+            return True
         reference = self.last_success or self.started
         return now - reference <= 3 * self.interval
 
@@ -50,6 +57,7 @@ class Daemon:
         self.health = {s.name: Health(s.poll_interval, now) for s in runtime.sources}
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._passes: set[asyncio.Task[None]] = set()
+        self._leadership = leadership_for(runtime.store.engine)
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.runtime.config.server
@@ -66,6 +74,7 @@ class Daemon:
             log.info("stopping")
             self._scheduler.shutdown(wait=False)
             await self._cancel_passes()
+            await self._leadership.close()
             await runner.cleanup()
         log.info("stopped")
 
@@ -75,6 +84,11 @@ class Daemon:
         self._passes.add(task)  # type: ignore[arg-type]
         health = self.health[source.name]
         try:
+            if not await self._leadership.hold(source.name, source.account):
+                health.standby = True
+                log.debug("standing by: another process polls this source", source=source.name)
+                return
+            health.standby = False
             await run_pass(source, self.runtime.store, kind="poll")
             health.last_success, health.last_error = utcnow(), None
             await source_status(source, self.runtime.store)
@@ -100,5 +114,5 @@ class Daemon:
     def health_report(self) -> tuple[bool, dict[str, object]]:
         now = utcnow()
         body = {name: {"healthy": h.healthy(now), "last_success": rfc3339(h.last_success),
-                       "last_error": h.last_error, "stopped": h.stopped} for name, h in self.health.items()}
+                       "last_error": h.last_error, "stopped": h.stopped, "standby": h.standby} for name, h in self.health.items()}
         return all(v["healthy"] for v in body.values()), body

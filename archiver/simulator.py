@@ -62,8 +62,10 @@ class FakeServer:
     async def handle(self, request: web.Request) -> web.Response:
         return web.json_response({}, status=404)
 
-    def __init__(self, api_key: str, *, clock: Clock = _utcnow, faults: Faults | None = None) -> None:
+    def __init__(self, api_key: str, *, clock: Clock = _utcnow, faults: Faults | None = None,
+                 other_keys: tuple[str, ...] = ()) -> None:
         self.api_key, self.clock = api_key, clock
+        self.keys = (api_key, *other_keys)
         self.faults = faults or Faults()
         self.requests: list[dict[str, str]] = []
         self.served: dict[int, int] = {}
@@ -106,7 +108,12 @@ class FakeServer:
         return None
 
     def _authorized(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == f"{self.auth_scheme} {self.api_key}"
+        return request.headers.get("Authorization") in {f"{self.auth_scheme} {k}" for k in self.keys}
+
+    def _log(self, request: web.Request) -> None:
+        """Record the query, and which key asked (tests tell clients apart by key)."""
+        auth = request.headers.get("Authorization", "")
+        self.requests.append({**request.query, "__key": auth.split(" ", 1)[-1]})
 
     def error_body(self, status: int) -> Any:
         return {"message": "Internal server error", "data": None}
@@ -138,7 +145,7 @@ class FakeSendZen(FakeServer):
         return [_public(l) for l in self.logs if l["created_at"] >= floor]
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.requests.append(dict(request.query))
+        self._log(request)
         if not self._authorized(request):
             return self._respond(401, {"message": "Unauthorized"})
         fault = await self._fault()
@@ -225,7 +232,7 @@ class FakeInfobip(FakeServer):
 
     async def handle(self, request: web.Request) -> web.Response:
         q = request.query
-        self.requests.append(dict(q))
+        self._log(request)
         if not self._authorized(request):
             return self._respond(401, {"requestError": {"serviceException": {
                 "messageId": "UNAUTHORIZED", "text": "Invalid login details"}}})
