@@ -13,19 +13,34 @@ def configure(fmt: str = "auto", level: str = "info", secrets: Iterable[str] = (
     """``fmt`` is ``console``, ``json`` or ``auto`` (console on a TTY, JSON otherwise)."""
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    numeric_level = getattr(logging, level.upper(), logging.INFO)
+    shared: list[Any] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        Scrubber(secrets),
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            Scrubber(secrets),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+        processors=[structlog.contextvars.merge_contextvars, *shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(renderer, shared, numeric_level)
+
+
+def _route_stdlib_logging(renderer: Any, shared: list[Any], level: int) -> None:
+    """Libraries (apscheduler, aiohttp, alembic) log through stdlib: same format, same scrubbing."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    ))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    # apscheduler warns on every tick a long pass overlaps; our own pass logs say more.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
 
 
 class Scrubber:
