@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import random
 import time
@@ -127,22 +128,26 @@ class FakeSendZen(FakeServer):
 
     def __init__(self, api_key: str = "sz-test-key", **kwargs: Any) -> None:
         super().__init__(api_key, **kwargs)
-        self.logs: list[dict[str, Any]] = []
+        self._keys: list[tuple[int, int]] = []  # (created_at, seq), sorted: the server's index
+        self._logs: list[dict[str, Any]] = []  # parallel to _keys
         self._seq = 0
-        self._order: list[tuple[int, int]] = []  # (created_at, seq), kept sorted
+
+    @property
+    def logs(self) -> list[dict[str, Any]]:
+        return [dict(l) for l in self._logs]
 
     def add(self, *logs: dict[str, Any]) -> None:
         for log in logs:
             self._seq += 1
-            log = dict(log)
-            self.logs.append(log)
-            self._order.append((log["created_at"], self._seq))
-            log["__seq"] = self._seq
+            key = (log["created_at"], self._seq)
+            at = bisect.bisect_right(self._keys, key)
+            self._keys.insert(at, key)
+            self._logs.insert(at, dict(log))
 
     def served_logs(self) -> list[dict[str, Any]]:
-        """What the provider still holds (within retention), without internal fields."""
+        """What the provider still holds (within retention), as served."""
         floor = datetime_to_ticks(self.clock() - self.retention)
-        return [_public(l) for l in self.logs if l["created_at"] >= floor]
+        return [dict(l) for l in self._logs if l["created_at"] >= floor]
 
     async def handle(self, request: web.Request) -> web.Response:
         self._log(request)
@@ -153,21 +158,30 @@ class FakeSendZen(FakeServer):
             return fault
         try:
             query = self._query(request.query)
-        except ValueError:
+        except (ValueError, KeyError, TypeError):
             return self._respond(400, {"message": "Invalid request parameters", "data": None})
-        matching = [l for l in self.logs if self._matches(l, query)]
-        matching.sort(key=lambda l: (l["created_at"], l["__seq"]), reverse=True)
-        if query["after"] is not None:
-            matching = [l for l in matching if (l["created_at"], l["__seq"]) < query["after"]]
-        page = matching[: query["size"]]
+        page, more = self._page(query)
         token = None
-        if len(matching) > query["size"]:
-            last = page[-1]
-            token = base64.b64encode(json.dumps({"CreatedAt": last["created_at"], "Seq": last["__seq"]}).encode()).decode()
+        if more:
+            last = self._keys[page[-1]]
+            token = base64.b64encode(json.dumps({"CreatedAt": last[0], "Seq": last[1]}).encode()).decode()
         body = {"message": "Notification logs retrieved successfully",
-                "data": {"logs": [_public(l) for l in page], "next_page_token": token}}
+                "data": {"logs": [self._logs[i] for i in page], "next_page_token": token}}
         return self._respond(200, body)
 
+    def _page(self, q: dict[str, Any]) -> tuple[list[int], bool]:
+        """Indexes of the page, newest first, and whether more match after it."""
+        low = bisect.bisect_left(self._keys, (q["from"], -1))
+        high = bisect.bisect_right(self._keys, (q["to"], 2**63))
+        if q["after"] is not None:
+            high = min(high, bisect.bisect_left(self._keys, q["after"]))
+        page: list[int] = []
+        for i in range(high - 1, low - 1, -1):
+            if self._matches(self._logs[i], q):
+                if len(page) == q["size"]:
+                    return page, True
+                page.append(i)
+        return page, False
     def _query(self, q: Any) -> dict[str, Any]:
         floor = datetime_to_ticks(self.clock() - self.retention)
         size = int(q.get("pageSize", 20))
@@ -183,8 +197,7 @@ class FakeSendZen(FakeServer):
 
     @staticmethod
     def _matches(log: dict[str, Any], q: dict[str, Any]) -> bool:
-        return (q["from"] <= log["created_at"] <= q["to"]
-                and (not q["types"] or log["event_type"] in q["types"])
+        return ((not q["types"] or log["event_type"] in q["types"])
                 and (q["phone"] is None or log["phone_number_id"] == q["phone"]))
 
 
@@ -202,10 +215,15 @@ class FakeInfobip(FakeServer):
         self.rate_limit, self.rate_period = rate_limit, rate_period
         self.supports_cursor, self.offset = supports_cursor, offset
         self._arrivals: deque[float] = deque()
+        self._index: list[tuple[datetime, str]] = []  # (sentAt, messageId), sorted
 
     def add(self, *entries: dict[str, Any]) -> None:
         for entry in entries:
-            self.messages[entry["messageId"]] = dict(entry)
+            mid = entry["messageId"]
+            if mid in self.messages:
+                self._index.remove((parse_offset_time(self.messages[mid]["sentAt"]), mid))
+            self.messages[mid] = dict(entry)
+            bisect.insort(self._index, (parse_offset_time(entry["sentAt"]), mid))
 
     def set_status(self, message_id: str, group_id: int, group: str, name: str, done_at: datetime | None = None) -> None:
         entry = self.messages[message_id]
@@ -263,32 +281,22 @@ class FakeInfobip(FakeServer):
             if len(q["messageId"]) > 2048:
                 raise ValueError("messageId longer than 2048 characters")
             ids = set(q["messageId"].split(","))
-        rows = []
-        for m in self.messages.values():
-            sent = parse_offset_time(m["sentAt"])
-            if sent >= since and (until is None or sent <= until) and (ids is None or m["messageId"] in ids):
-                rows.append((sent, m["messageId"], m))
-        rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-        if self.supports_cursor and q.get("useCursor") == "true":
-            if q.get("cursor"):
-                after = json.loads(base64.b64decode(q["cursor"]))
-                key = (parse_offset_time(after[0]), after[1])
-                rows = [r for r in rows if (r[0], r[1]) < key]
-            page = rows[:limit]
-            body: dict[str, Any] = {"results": [dict(r[2]) for r in page]}
-            if len(rows) > limit:
+        low = bisect.bisect_left(self._index, (since, ""))
+        high = len(self._index) if until is None else bisect.bisect_right(self._index, (until, "\uffff"))
+        cursor = self.supports_cursor and q.get("useCursor") == "true"
+        if cursor and q.get("cursor"):
+            after = json.loads(base64.b64decode(q["cursor"]))
+            high = min(high, bisect.bisect_left(self._index, (parse_offset_time(after[0]), after[1])))
+        keys = [k for k in reversed(self._index[low:high]) if ids is None or k[1] in ids]
+        page = keys[:limit]
+        body: dict[str, Any] = {"results": [dict(self.messages[k[1]]) for k in page]}
+        if cursor:
+            body["cursor"] = {"limit": limit}
+            if len(keys) > limit:
                 last = page[-1]
-                token = base64.b64encode(json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
-                body["cursor"] = {"limit": limit, "nextCursor": token}
-            else:
-                body["cursor"] = {"limit": limit}
-            return body
-        return {"results": [dict(r[2]) for r in rows[:limit]]}
-
-
-def _public(log: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in log.items() if not k.startswith("__")}
-
+                body["cursor"]["nextCursor"] = base64.b64encode(
+                    json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
+        return body
 
 def format_offset_time(moment: datetime, offset: str = "+0000") -> str:
     """Infobip's served form, ``2023-02-01T23:15:03.379+0000``, in the account's offset."""

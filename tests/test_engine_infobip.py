@@ -31,10 +31,10 @@ def fill(fake: FakeInfobip, count: int, *, tie_run: int = 0, final_every: int = 
 
 async def test_backfill_many_thousands_exactly_once_with_zero_429s(store: Store, fake_infobip: FakeInfobip) -> None:
     """Runs of equal sentAt straddle the 1000 boundary; the limiter matches the server's limit."""
-    fake_infobip.rate_limit, fake_infobip.rate_period = 3, 1.0
+    fake_infobip.rate_limit, fake_infobip.rate_period = 8, 1.0
     fill(fake_infobip, 6000, tie_run=150)
     async with aiohttp.ClientSession() as session:
-        limiter = RateLimiter(3, 1.0)
+        limiter = RateLimiter(8, 1.0)
         source = infobip_source(session, fake_infobip.base_url, window_seconds=24 * 3600, limiter=limiter)
         result = await run_pass(source, store, kind="backfill")
     rows = await exported(store, "infobip")
