@@ -52,7 +52,8 @@ class SendZenConfig:
     event_types: tuple[str, ...] = ()
     phone_number_id: str | None = None
     url: str | None = None
-    requests_per_minute: int = 300
+    requests_per_minute: int = 3000
+    """SendZen publishes no limit: a polite ceiling (50/s), raise it for faster backfills."""
     max_concurrency: int = 4
     window_seconds: int = 3600
     timeout_seconds: float = 30.0

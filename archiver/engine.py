@@ -1,7 +1,8 @@
 """One archive pass of one source, independent of which provider it is.
 
 A pass fixes ``now``, plans windows from the checkpoint (or the start of retention)
-up to ``now``, fetches them concurrently, and upserts each page as it arrives. The
+up to ``now`` (sized to the record density seen), fetches them concurrently, and
+upserts pages in batches as they arrive. The
 checkpoint advances with the last page of a window, in the same transaction, but
 only over the contiguous prefix of finished windows and never past
 ``now - overlap``: the next pass re-reads that tail, catching records the provider
@@ -20,19 +21,21 @@ import structlog
 
 from archiver import metrics
 from archiver.db.store import Store, Window
-from archiver.planning import Span, Watermark, plan_start, plan_windows
+from archiver.planning import Span, Watermark, WindowPlanner, plan_start
 from archiver.sources.base import Gap, Page, Record, Source
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
+WRITE_BATCH = 500
+"""Records buffered before a write: few transactions, and memory bounded by this, not the backlog."""
 
 
 class Observer(Protocol):
     """Told about a pass's progress (the backfill's progress display)."""
 
-    def planned(self, source: str, windows: int) -> None: ...
+    def planned(self, source: str, seconds: float) -> None: ...
 
-    def window_done(self, source: str, records: int, requests: int) -> None: ...
+    def window_done(self, source: str, seconds: float, records: int, requests: int) -> None: ...
 
 
 @dataclass
@@ -90,32 +93,36 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         end = now
         if gap is not None:
             await _record_gap(source, store, result, gap)
-    windows = plan_windows(start, end, source.window)
-    watermark = None if explicit else Watermark(windows, ceiling=now - source.overlap)
+    planner = WindowPlanner(start, end, source.window)
+    watermark = None if explicit else Watermark(ceiling=now - source.overlap)
     closing = asyncio.Lock()
-    result.windows = len(windows)
     if observer:
-        observer.planned(source.name, len(windows))
-    limit = asyncio.Semaphore(source.max_concurrency)
+        observer.planned(source.name, max(0.0, (end - start).total_seconds()))
 
-    async def one(index: int, span: Span) -> None:
-        async with limit:
-            await _archive_window(source, store, result, span, index, watermark, closing, observer)
+    async def worker() -> None:
+        while (span := planner.next()) is not None:
+            index = watermark.add(span.end) if watermark else -1
+            result.windows += 1
+            records = await _archive_window(source, store, result, span, index, watermark, closing, observer)
+            planner.observe(span, records)
 
-    await _gather(one(i, w) for i, w in enumerate(windows))
+    await _gather(worker() for _ in range(source.max_concurrency))
     await _refresh(source, store, result, now)
 
 
 async def _archive_window(source: Source, store: Store, result: PassResult, span: Span, index: int,
-                          watermark: Watermark | None, closing: asyncio.Lock, observer: Observer | None) -> None:
+                          watermark: Watermark | None, closing: asyncio.Lock, observer: Observer | None) -> int:
+    """Fetch and store one window; the number of records it held."""
     held: list[Record] = []
     records = pages = 0
     requests_before = source.requests
     async for page in source.fetch(span.start, span.end):
-        if held:
+        if len(held) >= WRITE_BATCH:
             await _save(source, store, result, held)
-        held = await _parse(source, store, result, page)
-        records, pages = records + len(held), pages + 1
+            held = []
+        parsed = await _parse(source, store, result, page)
+        held += parsed
+        records, pages = records + len(parsed), pages + 1
     # Closing windows one at a time: the watermark may only cover windows whose last
     # page has committed, so computing it and committing it must not interleave.
     async with closing:
@@ -126,7 +133,9 @@ async def _archive_window(source: Source, store: Store, result: PassResult, span
     log.debug("window archived", source=source.name, window_from=rfc3339(span.start),
               window_to=rfc3339(span.end), records=records, pages=pages)
     if observer:
-        observer.window_done(source.name, records, source.requests - requests_before)
+        observer.window_done(source.name, (span.end - span.start).total_seconds(), records,
+                             source.requests - requests_before)
+    return records
 
 
 async def _parse(source: Source, store: Store, result: PassResult, page: Page) -> list[Record]:

@@ -29,30 +29,67 @@ def plan_start(checkpoint: datetime | None, now: datetime, retention: timedelta)
     return checkpoint, None
 
 
-def plan_windows(start: datetime, end: datetime, size: timedelta) -> list[Span]:
-    """Consecutive windows of at most ``size`` covering ``[start, end]`` (oldest first)."""
-    if end <= start:
-        return [Span(start, start)] if end == start else []
-    windows, cursor = [], start
-    while cursor < end:
-        nxt = min(cursor + size, end)
-        windows.append(Span(cursor, nxt))
-        cursor = nxt
-    return windows
+class WindowPlanner:
+    """Hands out consecutive windows over ``[start, end]``, oldest first, each sized to the
+    record density seen so far so that a window holds about ``target`` records.
+
+    Dense stretches get short windows (more of them fetched at once), sparse ones long
+    windows (fewer empty requests); growth is gentle (×4 per window at most).
+    """
+
+    def __init__(self, start: datetime, end: datetime, initial: timedelta, *, target: int = 2000,
+                 smallest: timedelta = timedelta(minutes=1), largest: timedelta = timedelta(days=1)) -> None:
+        self._cursor, self._end = start, end
+        self._initial, self._target = initial, target
+        self._smallest, self._largest = smallest, max(largest, initial)
+        self._records, self._seconds = 0, 0.0
+        self._last = initial
+        self.windows: list[Span] = []
+
+    def next(self) -> Span | None:
+        if self._cursor >= self._end:
+            if self._cursor == self._end and not self.windows:
+                self.windows.append(Span(self._cursor, self._end))  # a point range is one window
+                return self.windows[-1]
+            return None
+        self._last = self.size()
+        span = Span(self._cursor, min(self._cursor + self._last, self._end))
+        self._cursor = span.end
+        self.windows.append(span)
+        return span
+
+    def observe(self, span: Span, records: int) -> None:
+        self._records += records
+        self._seconds += (span.end - span.start).total_seconds()
+
+    def size(self) -> timedelta:
+        if self._seconds == 0:
+            return self._initial
+        if self._records == 0:
+            ideal = self._largest
+        else:
+            ideal = timedelta(seconds=self._target * self._seconds / self._records)
+        return max(self._smallest, min(ideal, self._largest, self._last * 4))
 
 
 class Watermark:
-    """The checkpoint over a list of windows: the end of the longest completed prefix.
+    """The checkpoint over windows handed out in order: the end of the longest completed prefix.
 
     Windows may finish in any order; the mark only passes a window once it and all
     windows before it are done, so a failed or unfinished window is never skipped.
     """
 
-    def __init__(self, windows: list[Span], ceiling: datetime) -> None:
-        self._ends = [w.end for w in windows]
-        self._done = [False] * len(windows)
+    def __init__(self, ceiling: datetime) -> None:
+        self._ends: list[datetime] = []
+        self._done: list[bool] = []
         self._prefix = 0
         self._ceiling = ceiling
+
+    def add(self, end: datetime) -> int:
+        """Register the next window (in planning order); its index."""
+        self._ends.append(end)
+        self._done.append(False)
+        return len(self._ends) - 1
 
     def complete(self, index: int) -> datetime | None:
         """Mark window ``index`` done; the new checkpoint, or ``None`` if it did not move."""

@@ -11,7 +11,7 @@ import sys
 from typing import TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from archiver.engine import PassResult
@@ -23,8 +23,8 @@ class BackfillProgress:
     def __init__(self, stream: TextIO = sys.stderr) -> None:
         self.enabled = stream.isatty()
         self._progress = Progress(
-            TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("windows  {task.fields[records]} records  {task.fields[requests]} requests"),
+            TextColumn("{task.description:<8}"), BarColumn(), TaskProgressColumn(),
+            TextColumn("of the range  {task.fields[records]} records  {task.fields[requests]} requests"),
             TimeElapsedColumn(), console=Console(file=stream), transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
@@ -38,14 +38,14 @@ class BackfillProgress:
         if self.enabled:
             self._progress.stop()
 
-    def planned(self, source: str, windows: int) -> None:
+    def planned(self, source: str, seconds: float) -> None:
         if self.enabled:
-            self._tasks[source] = self._progress.add_task(source, total=windows, records=0, requests=0)
+            self._tasks[source] = self._progress.add_task(source, total=seconds or 1, records=0, requests=0)
 
-    def window_done(self, source: str, records: int, requests: int) -> None:
+    def window_done(self, source: str, seconds: float, records: int, requests: int) -> None:
         if self.enabled and source in self._tasks:
             task = self._progress.tasks[self._tasks[source]]
-            self._progress.update(self._tasks[source], advance=1, records=task.fields["records"] + records,
+            self._progress.update(self._tasks[source], advance=seconds, records=task.fields["records"] + records,
                                   requests=task.fields["requests"] + requests)
 
 

@@ -53,7 +53,7 @@ async def test_rerun_adds_nothing_and_asks_only_for_the_tail(store: Store, fake_
         first_requests = len(fake_sendzen.requests)
         fake_sendzen.add(sendzen_log(10_000, utcnow() - timedelta(seconds=1)))
         second = await run_pass(source, store)
-    assert first_requests > 20
+    assert first_requests >= 10, "200 records are at least ten pages"
     assert len(fake_sendzen.requests) - first_requests <= 2
     assert second.windows == 1
     assert await store.count_records("sendzen", "default") == 201

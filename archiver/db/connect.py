@@ -37,7 +37,11 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
         _create_private_file(parsed.database)
-        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        # One connection: SQLite allows one writer at a time anyway, and queueing writers
+        # in Python is far cheaper than letting them collide in SQLite's busy handler.
+        in_memory = parsed.database in (None, "", ":memory:")
+        pool = {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(parsed, pool_pre_ping=True)
