@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -44,16 +43,25 @@ class Run:
         return self.records / self.seconds if self.seconds else 0.0
 
 
+# A small fresh process starts the archiver and reports its peak RSS: forked straight from
+# this one (which holds the simulators' data), the child's ru_maxrss would count our pages.
+MEASURE = """
+import os, sys, time
+started = time.monotonic()
+pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ)
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024)
+"""
+
+
 def backfill(config: Path) -> tuple[float, float]:
-    """Run ``archiver backfill`` as a child; its wall seconds and its own peak RSS (MB)."""
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "archiver", "--config", str(config), "--log-level", "warning",
-                             "backfill"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.monotonic() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"backfill failed: {proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-    return seconds, usage.ru_maxrss / 1024
+    """Run ``archiver backfill``; its wall seconds and its own peak RSS (MB)."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, "-m", "archiver", "--config", str(config),
+                           "--log-level", "warning", "backfill"], capture_output=True, text=True)
+    code, seconds, rss = done.stdout.strip().splitlines()[-1].split()
+    if int(code) != 0:
+        raise SystemExit(f"backfill failed: {done.stderr[-2000:]}")
+    return float(seconds), float(rss)
 
 
 def write_config(path: Path, db_url: str, section: str, base_url: str, **keys: object) -> Path:
