@@ -22,6 +22,7 @@ import structlog
 from archiver import metrics
 from archiver.db.store import Store, Window
 from archiver.planning import Span, Watermark, WindowPlanner, plan_start
+from archiver.ratelimit import urgent
 from archiver.sources.base import Gap, Page, Record, Source
 from archiver.times import rfc3339, utcnow
 
@@ -93,6 +94,12 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         end = now
         if gap is not None:
             await _record_gap(source, store, result, gap)
+    if not explicit and end - start > source.window:
+        # Catching up on a long backlog: archive the live tail first (at the limiter's
+        # front), so fresh records are queryable in seconds, not after the backlog.
+        tail = Span(max(start, end - source.overlap), end)
+        with urgent():
+            await _archive_window(source, store, result, tail, -1, None, asyncio.Lock(), None)
     planner = WindowPlanner(start, end, source.window)
     watermark = None if explicit else Watermark(ceiling=now - source.overlap)
     closing = asyncio.Lock()
@@ -107,7 +114,8 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
             planner.observe(span, records)
 
     await _gather(worker() for _ in range(source.max_concurrency))
-    await _refresh(source, store, result, now)
+    with urgent():
+        await _refresh(source, store, result, now)
 
 
 async def _archive_window(source: Source, store: Store, result: PassResult, span: Span, index: int,

@@ -5,20 +5,37 @@ earlier than the moment the provider received the request. So the provider, whic
 counts arrivals, can never see more than ``limit`` requests in any window of
 ``period`` seconds, whatever the network latency. One limiter is shared by every
 task that talks to the same account; a 429 pauses all of them.
+
+Waiters are served urgent first, then in arrival order: work done inside
+``urgent()`` (the live tail, status re-reads) never queues behind a long backfill.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import math
 import time
 from collections import deque
-from contextlib import asynccontextmanager
-from typing import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import structlog
 
 log = structlog.get_logger(__name__)
+_URGENT: ContextVar[bool] = ContextVar("archiver_urgent_requests", default=False)
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Requests made in this context (this task and those it starts) jump the queue."""
+    token = _URGENT.set(True)
+    try:
+        yield
+    finally:
+        _URGENT.reset(token)
 
 
 class RateLimiter:
@@ -37,8 +54,9 @@ class RateLimiter:
         self._ends: deque[float] = deque()
         self._in_flight = 0
         self._paused_until = -math.inf
-        self._lock = asyncio.Lock()
-        self._released = asyncio.Event()
+        self._turns = asyncio.Condition()
+        self._queue: list[tuple[int, int]] = []  # (0 urgent / 1 normal, arrival), a heap
+        self._arrivals = itertools.count()
         self.waited_seconds = 0.0
 
     @asynccontextmanager
@@ -50,7 +68,8 @@ class RateLimiter:
         finally:
             self._in_flight -= 1
             self._ends.append(self._clock())
-            self._released.set()
+            async with self._turns:
+                self._turns.notify_all()
 
     def pause(self, seconds: float) -> None:
         """Stop every request of this limiter for ``seconds`` (a 429's Retry-After)."""
@@ -67,13 +86,36 @@ class RateLimiter:
         return self._ends[0] + self.period - now if self._ends else math.inf
 
     async def _acquire(self) -> None:
-        async with self._lock:  # waiters are served in arrival order
-            while (wait := self.delay(self._clock())) is not None:
-                if wait == math.inf:
-                    self._released.clear()
-                    await self._released.wait()
-                    continue
-                self.waited_seconds += wait
-                log.debug("rate limit wait", seconds=round(wait, 3))
-                await self._sleep(wait)
+        ticket = (0 if _URGENT.get() else 1, next(self._arrivals))
+        async with self._turns:
+            heapq.heappush(self._queue, ticket)
+            try:
+                await self._wait_turn(ticket)
+            except BaseException:
+                self._queue.remove(ticket)
+                heapq.heapify(self._queue)
+                self._turns.notify_all()
+                raise
+            heapq.heappop(self._queue)
             self._in_flight += 1
+            self._turns.notify_all()
+
+    async def _wait_turn(self, ticket: tuple[int, int]) -> None:
+        """Return (holding the condition) once ``ticket`` is first in line and a slot is free."""
+        while True:
+            if self._queue[0] != ticket:
+                await self._turns.wait()
+                continue
+            wait = self.delay(self._clock())
+            if wait is None:
+                return
+            if wait == math.inf:
+                await self._turns.wait()  # every slot in flight: wait for one to complete
+                continue
+            self.waited_seconds += wait
+            log.debug("rate limit wait", seconds=round(wait, 3))
+            self._turns.release()  # let others queue (and urgent ones overtake) meanwhile
+            try:
+                await self._sleep(wait)
+            finally:
+                await self._turns.acquire()

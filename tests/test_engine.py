@@ -33,6 +33,9 @@ class ScriptedSource:
         return int((start - (NOW - self.retention)) / self.window)
 
     async def fetch(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
+        if end - start == self.overlap:  # the live tail, fetched first on a long pass: empty here
+            yield Page([])
+            return
         index = self._index(start)
         await self.release[index].wait()
         self.requests += 1
@@ -65,7 +68,7 @@ async def test_failed_window_keeps_the_checkpoint_before_it(store: Store) -> Non
     source = ScriptedSource()
 
     async def broken(start: datetime, end: datetime) -> AsyncIterator[Page]:
-        if source._index(start) == 1:
+        if source._index(start) == 1 and end - start == source.window:
             raise RuntimeError("provider fell over")
         yield Page([{"id": f"ok{source._index(start)}", "at": (start + timedelta(minutes=1)).isoformat()}])
 

@@ -89,3 +89,14 @@ async def test_explicit_range_rereads_and_leaves_checkpoint(store: Store, fake_s
         result = await run_pass(source, store, since=now - timedelta(days=1), until=now)
     assert await store.checkpoint("sendzen", "default") is None
     assert 20 <= result.records <= 30
+
+
+async def test_a_long_backfill_fetches_the_live_tail_first(store: Store, fake_sendzen: FakeSendZen) -> None:
+    """Catching up on days of backlog, the last minutes are requested before anything else."""
+    fill(fake_sendzen, 100)
+    now = utcnow()
+    async with aiohttp.ClientSession() as session:
+        await run_pass(sendzen_source(session, fake_sendzen.base_url, overlap_seconds=300), store, now=now)
+    first = fake_sendzen.requests[0]
+    assert int(first["toDate"]) - int(first["fromDate"]) == 300 * 10_000_000
+    assert await store.count_records("sendzen", "default") == 100

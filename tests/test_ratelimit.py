@@ -83,3 +83,57 @@ async def test_in_flight_requests_hold_slots() -> None:
 def test_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         RateLimiter(0)
+
+
+async def test_urgent_requests_overtake_queued_backfill() -> None:
+    """The live tail is never stuck behind a long backfill's queue, not even its sleeping head."""
+    from archiver.ratelimit import urgent
+
+    clock = FakeClock()
+    lim = limiter(clock, limit=1)
+    gate = asyncio.Event()
+
+    async def gated_sleep(seconds: float) -> None:
+        await gate.wait()
+        clock.now += seconds
+
+    lim._sleep = gated_sleep
+    order: list[str] = []
+
+    async def request(name: str) -> None:
+        async with lim.slot():
+            order.append(name)
+
+    await request("first")  # the single slot is now used for 60 s
+    backfill = [asyncio.create_task(request(f"backfill-{i}")) for i in range(3)]
+    for _ in range(5):
+        await asyncio.sleep(0)  # all three queued, backfill-0 asleep waiting for the slot
+
+    async def tail() -> None:
+        with urgent():
+            await request("tail")
+
+    live = asyncio.create_task(tail())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    gate.set()
+    await asyncio.gather(*backfill, live)
+    assert order == ["first", "tail", "backfill-0", "backfill-1", "backfill-2"]
+
+
+async def test_cancelled_waiter_leaves_the_queue() -> None:
+    clock = FakeClock()
+    lim = limiter(clock, limit=1)
+    await use(lim, clock)
+    gate = asyncio.Event()
+
+    async def never(_: float) -> None:
+        await gate.wait()
+
+    lim._sleep = never  # the head waits "forever" for its slot
+    waiting = asyncio.create_task(use(lim, clock))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert lim._queue == [] and lim._in_flight == 0
