@@ -24,6 +24,8 @@ from typing import AsyncIterator, Awaitable, Callable, Iterator
 
 import structlog
 
+from archiver import metrics
+
 log = structlog.get_logger(__name__)
 _URGENT: ContextVar[bool] = ContextVar("archiver_urgent_requests", default=False)
 
@@ -46,6 +48,7 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        name: str = "",
     ) -> None:
         if limit < 1 or period <= 0:
             raise ValueError("limit must be >= 1 and period > 0")
@@ -58,6 +61,7 @@ class RateLimiter:
         self._queue: list[tuple[int, int]] = []  # (0 urgent / 1 normal, arrival), a heap
         self._arrivals = itertools.count()
         self.waited_seconds = 0.0
+        self.name = name
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -113,7 +117,8 @@ class RateLimiter:
                 await self._turns.wait()  # every slot in flight: wait for one to complete
                 continue
             self.waited_seconds += wait
-            log.debug("rate limit wait", seconds=round(wait, 3))
+            metrics.RATE_LIMIT_WAIT.labels(self.name).inc(wait)
+            log.debug("rate limit wait", source=self.name, seconds=round(wait, 3))
             self._turns.release()  # let others queue (and urgent ones overtake) meanwhile
             try:
                 await self._sleep(wait)

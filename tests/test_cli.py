@@ -14,7 +14,7 @@ from archiver.db.store import Store
 from archiver.export import CONTRACT_FIELDS
 from archiver.simulator import FakeSendZen, sendzen_log, spread
 from archiver.times import utcnow
-from tests.cli_helpers import archiver, cli_env, start_daemon, wait_for
+from tests.cli_helpers import ARCHIVER, archiver, cli_env, start_daemon, wait_for
 from tests.helpers import canonical, write_config
 
 
@@ -153,3 +153,32 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_backfill_on_a_terminal_shows_live_progress(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
+    """On a TTY: a progress bar per source (drawn with control codes), then the summary."""
+    import os
+    import pty
+
+    seed(fake_sendzen, 200)
+    config = write_config(tmp_path / "c.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url)
+    controller, terminal = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(*ARCHIVER, "--config", str(config), "backfill",
+                                                stdin=terminal, stdout=terminal, stderr=terminal, env=cli_env())
+    os.close(terminal)
+    output = b""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            chunk = await loop.run_in_executor(None, os.read, controller, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(controller)
+    assert await proc.wait() == 0
+    text = output.decode(errors="replace")
+    assert "\x1b[" in text, "drawn live on the terminal"
+    assert "100%" in text and "records" in text and "requests" in text
+    assert "backfill summary" in text

@@ -53,6 +53,8 @@ async def test_sigterm_while_waiting_for_the_rate_limiter(tmp_path: Path) -> Non
         code, took = await stop_and_time(daemon)
         assert code == 0 and took < 10
         stderr = (await daemon.stderr.read()).decode()  # type: ignore[union-attr]
+        paused = [json.loads(l) for l in stderr.splitlines() if "rate limited (429)" in l]
+        assert paused and "E429 Too many requests" in paused[0]["reason"], "the provider's words are kept"
         assert "stopped" in [json.loads(l)["event"] for l in stderr.splitlines()]
     finally:
         await fake.stop()

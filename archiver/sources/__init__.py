@@ -22,12 +22,12 @@ def build_sources(config: Config, session: aiohttp.ClientSession, policy: RetryP
     sources: list[Source] = []
     if config.sendzen:
         sz = config.sendzen
-        http = HttpClient(session, source="sendzen", limiter=RateLimiter(sz.requests_per_minute),
+        http = HttpClient(session, source="sendzen", limiter=RateLimiter(sz.requests_per_minute, name="sendzen"),
                           policy=policy, timeout=sz.timeout_seconds, describe_error=sendzen.describe_error)
         sources.append(sendzen.SendZenSource(sz, http))
     if config.infobip:
         ib = config.infobip
-        http = HttpClient(session, source="infobip", limiter=RateLimiter(ib.requests_per_minute),
+        http = HttpClient(session, source="infobip", limiter=RateLimiter(ib.requests_per_minute, name="infobip"),
                           policy=policy, timeout=ib.timeout_seconds, describe_error=infobip.describe_error)
         sources.append(infobip.InfobipSource(ib, http))
     return sources
