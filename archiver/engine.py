@@ -27,7 +27,7 @@ from archiver.sources.base import Gap, Page, Record, Source
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
-WRITE_BATCH = 500
+WRITE_BATCH = 1000
 """Records buffered before a write: few transactions, and memory bounded by this, not the backlog."""
 
 

@@ -44,5 +44,9 @@ class BadRequest(SourceError):
     """400: the provider rejected our parameters; a bug or a bad filter in config."""
 
 
+class TLSFailed(SourceError):
+    """The server's certificate did not verify: a configuration problem, never retried."""
+
+
 class RetriesExhausted(SourceError):
     """A transient failure outlasted the retry policy."""

@@ -32,6 +32,7 @@ from archiver.errors import (
     MalformedResponse,
     RateLimited,
     RetriesExhausted,
+    TLSFailed,
     TransientError,
 )
 from archiver.ratelimit import RateLimiter
@@ -107,6 +108,10 @@ class HttpClient:
                 text = await resp.text()
                 metrics.REQUESTS.labels(self._source, str(resp.status)).inc()
                 self._raise_for_status(resp, text, where, params)
+        except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
+            metrics.REQUESTS.labels(self._source, "tls").inc()
+            raise TLSFailed(f"{where}: the server's TLS certificate was not accepted ({exc}); "
+                            "certificates are always verified") from None
         except asyncio.TimeoutError:
             metrics.REQUESTS.labels(self._source, "timeout").inc()
             raise TransientError(f"{where} timed out after {self._timeout.total}s") from None

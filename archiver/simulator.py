@@ -126,8 +126,9 @@ class FakeSendZen(FakeServer):
     retention = timedelta(days=7)
     path = "/v1/logs"
 
-    def __init__(self, api_key: str = "sz-test-key", **kwargs: Any) -> None:
+    def __init__(self, api_key: str = "sz-test-key", *, oldest_first: bool = False, **kwargs: Any) -> None:
         super().__init__(api_key, **kwargs)
+        self.oldest_first = oldest_first  # the docs promise no order; the archiver must not rely on one
         self._keys: list[tuple[int, int]] = []  # (created_at, seq), sorted: the server's index
         self._logs: list[dict[str, Any]] = []  # parallel to _keys
         self._seq = 0
@@ -170,13 +171,17 @@ class FakeSendZen(FakeServer):
         return self._respond(200, body)
 
     def _page(self, q: dict[str, Any]) -> tuple[list[int], bool]:
-        """Indexes of the page, newest first, and whether more match after it."""
+        """Indexes of the page (newest first, unless ``oldest_first``) and whether more match."""
         low = bisect.bisect_left(self._keys, (q["from"], -1))
         high = bisect.bisect_right(self._keys, (q["to"], 2**63))
         if q["after"] is not None:
-            high = min(high, bisect.bisect_left(self._keys, q["after"]))
+            if self.oldest_first:
+                low = max(low, bisect.bisect_right(self._keys, q["after"]))
+            else:
+                high = min(high, bisect.bisect_left(self._keys, q["after"]))
         page: list[int] = []
-        for i in range(high - 1, low - 1, -1):
+        indexes = range(low, high) if self.oldest_first else range(high - 1, low - 1, -1)
+        for i in indexes:
             if self._matches(self._logs[i], q):
                 if len(page) == q["size"]:
                     return page, True

@@ -131,3 +131,37 @@ class TestParsing:
         record = parse_log({"event_type": "Other", "payload": "{oops", "created_at": 638500000000000000})
         assert record.event.parse_error and record.event.occurred_at == record.at
         assert record.raw["payload"] == "{oops"
+
+
+async def test_tls_certificates_are_verified(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A self-signed certificate is refused at once, with a clear message, and not retried."""
+    import ssl
+    import subprocess
+
+    from aiohttp import web
+
+    from archiver.errors import TLSFailed
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-subj", "/CN=127.0.0.1", "-days", "1"], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    app = web.Application()
+    async def empty(request: web.Request) -> web.Response:
+        return web.json_response(page([]))
+
+    app.router.add_get("/v1/logs", empty)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = sendzen_source(session, f"https://127.0.0.1:{port}")
+            with pytest.raises(TLSFailed, match="certificate"):
+                await collect(source)
+        assert source.requests == 1
+    finally:
+        await runner.cleanup()

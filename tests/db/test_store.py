@@ -1,0 +1,76 @@
+"""The store's guarantees, on both databases: forward-only status, idempotent upserts, history."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from archiver.db import models as m
+from archiver.db.store import Store, Window
+from archiver.sources.base import Event, Gap, Record
+
+UTC = timezone.utc
+T = datetime(2024, 5, 1, tzinfo=UTC)
+RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+def status_event(key: str, status: str, minutes: int, message: str = "wamid.1") -> Record:
+    at = T + timedelta(minutes=minutes)
+    return Record(key=key, at=at, raw={"k": key, "status": status},
+                  event=Event(message_id=message, status=status, occurred_at=at), status_rank=RANK[status])
+
+
+async def current_status(store: Store, message: str = "wamid.1") -> str:
+    async with store.engine.connect() as conn:
+        return await conn.scalar(select(m.messages.c.status).where(m.messages.c.message_id == message))
+
+
+async def test_status_only_moves_forward_whatever_the_arrival_order(store: Store) -> None:
+    """read arrives before delivered (late), delivered never arrives for another: read wins."""
+    await store.save("sendzen", "default", [status_event("a", "sent", 0)])
+    await store.save("sendzen", "default", [status_event("c", "read", 2)])
+    await store.save("sendzen", "default", [status_event("b", "delivered", 1)])
+    assert await current_status(store) == "read"
+    await store.save("sendzen", "default", [status_event("d", "failed", 3)])
+    await store.save("sendzen", "default", [status_event("e", "delivered", 4)])
+    assert await current_status(store) == "failed", "failed is terminal"
+    assert await store.count_records("sendzen", "default") == 5, "every event is kept"
+
+
+async def test_one_batch_with_several_events_of_a_message(store: Store) -> None:
+    """Several statuses of one message in one statement: the highest wins, no conflict error."""
+    await store.save("sendzen", "default", [status_event("x", "read", 2), status_event("y", "sent", 0),
+                                            status_event("z", "delivered", 1)])
+    assert await current_status(store) == "read"
+    async with store.engine.connect() as conn:
+        statuses = (await conn.scalars(select(m.status_history.c.status).order_by(m.status_history.c.status))).all()
+    assert statuses == ["delivered", "read", "sent"]
+
+
+async def test_upserts_are_idempotent_and_track_versions(store: Store) -> None:
+    record = status_event("k", "sent", 0)
+    for _ in range(3):
+        await store.save("sendzen", "default", [record, record])
+    changed = Record(key="k", at=record.at, raw={"k": "k", "status": "sent", "extra": 1}, event=record.event)
+    await store.save("sendzen", "default", [changed])
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(m.records.c.version, m.records.c.raw))).all()
+    assert len(rows) == 1 and rows[0].version == 2 and rows[0].raw["extra"] == 1
+
+
+async def test_checkpoint_never_moves_back(store: Store) -> None:
+    await store.save("s", "default", [], checkpoint=T + timedelta(hours=2))
+    await store.save("s", "default", [], checkpoint=T + timedelta(hours=1))
+    assert await store.checkpoint("s", "default") == T + timedelta(hours=2)
+    await store.save("s", "other-account", [], checkpoint=T)
+    assert await store.checkpoint("s", "other-account") == T, "accounts are separate"
+
+
+async def test_ledger_and_gaps_round_trip(store: Store) -> None:
+    await store.save("s", "default", [], window=Window(T, T + timedelta(hours=1), 0, 1))
+    assert await store.coverage("s", "default") == [(T, T + timedelta(hours=1))]
+    gap = Gap(T - timedelta(days=1), T, "checkpoint older than the provider's retention")
+    await store.add_gap("s", "default", gap)
+    await store.add_gap("s", "default", gap)
+    assert await store.gaps("s", "default") == [gap], "recording the same gap twice keeps one"
