@@ -112,8 +112,12 @@ async def test_env_secret_used_and_never_printed(tmp_path: Path, fake_sendzen: F
                           env=cli_env(SENDZEN_API_KEY="sz-test-key"))
     assert done.code == 0, done.stderr
     assert "sz-test-key" not in done.stdout + done.stderr
-    for line in done.stderr.splitlines():
-        assert isinstance(json.loads(line), dict), "JSON log lines when not on a TTY"
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert all(isinstance(line, dict) for line in lines), "JSON log lines when not on a TTY"
+    windows = [l for l in lines if l["event"] == "window archived"]
+    assert windows and all({"source", "window_from", "window_to", "records", "pages"} <= set(l) for l in windows)
+    (summary,) = [l for l in lines if l["event"] == "pass finished"]
+    assert summary["source"] == "sendzen" and summary["records"] >= 3
 
 
 async def test_daemon_archives_new_records_and_stops_on_sigterm(tmp_path: Path, db_url: str, store: Store,
