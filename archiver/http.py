@@ -10,7 +10,6 @@ an error message or a log line.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -25,7 +24,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from archiver import metrics
+from archiver import jsoncodec, metrics
 from archiver.errors import (
     AuthFailed,
     BadRequest,
@@ -105,9 +104,9 @@ class HttpClient:
         where = f"{self._source}: GET {url}"
         try:
             async with self._session.get(url, params=params, headers=headers, timeout=self._timeout) as resp:
-                text = await resp.text()
+                body = await resp.read()
                 metrics.REQUESTS.labels(self._source, str(resp.status)).inc()
-                self._raise_for_status(resp, text, where, params)
+                self._raise_for_status(resp, body, where, params)
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             metrics.REQUESTS.labels(self._source, "tls").inc()
             raise TLSFailed(f"{where}: the server's TLS certificate was not accepted ({exc}); "
@@ -119,15 +118,15 @@ class HttpClient:
             metrics.REQUESTS.labels(self._source, "error").inc()
             raise TransientError(f"{where} failed: {type(exc).__name__}: {exc}") from None
         try:
-            return json.loads(text)
+            return jsoncodec.loads(body)
         except ValueError:
-            raise MalformedResponse(f"{where} returned a body that is not JSON ({len(text)} bytes)") from None
+            raise MalformedResponse(f"{where} returned a body that is not JSON ({len(body)} bytes)") from None
 
-    def _raise_for_status(self, resp: aiohttp.ClientResponse, text: str, where: str, params: Mapping[str, str]) -> None:
+    def _raise_for_status(self, resp: aiohttp.ClientResponse, body: bytes, where: str, params: Mapping[str, str]) -> None:
         status = resp.status
         if status < 300:
             return
-        detail = self._detail(text)
+        detail = self._detail(body)
         if status in (401, 403):
             raise AuthFailed(f"{where} was refused ({status}): check the API key{detail}")
         if status == 429:
@@ -142,9 +141,9 @@ class HttpClient:
             raise TransientError(f"{where} answered {status}{detail}")
         raise BadRequest(f"{where} answered {status}{detail}")
 
-    def _detail(self, text: str) -> str:
+    def _detail(self, body: bytes) -> str:
         try:
-            described = self._describe_error(json.loads(text))
+            described = self._describe_error(jsoncodec.loads(body))
         except (ValueError, TypeError, AttributeError, KeyError):
             described = None
         return f": {described}" if described else ""

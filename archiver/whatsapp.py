@@ -7,9 +7,10 @@ an exception, and the caller keeps the raw record whatever happens here.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from typing import Any
+
+from archiver import jsoncodec
 
 STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 """sent < delivered < read; failed is terminal, so it outranks everything."""
@@ -18,7 +19,7 @@ STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
     """The normalized fields of one payload, and why it could not be read (or None)."""
     try:
-        body = json.loads(payload) if isinstance(payload, str) else payload
+        body = jsoncodec.loads(payload) if isinstance(payload, str) else payload
         value = body["entry"][0]["changes"][0]["value"]
         if not isinstance(value, dict):
             raise TypeError("value is not an object")

@@ -8,8 +8,9 @@ can never cover a record that is not committed.
 
 from __future__ import annotations
 
+import functools
+import operator
 from dataclasses import dataclass
-import json
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Sequence
 
@@ -17,6 +18,7 @@ from sqlalchemy import Text, and_, bindparam, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from archiver import jsoncodec
 from archiver.db import models as m
 from archiver.sources.base import Gap, Record
 from archiver.times import utcnow
@@ -62,7 +64,7 @@ class Store:
 
     async def _upsert_records(self, conn: AsyncConnection, owner: dict[str, str], records: Sequence[Record], now: datetime) -> None:
         await self._upserts.run(conn, "records", [
-            {**owner, "natural_key": r.key, "record_at": r.at, "raw": _json(r.raw), "first_seen_at": now,
+            {**owner, "natural_key": r.key, "record_at": r.at, "raw": jsoncodec.dumps(r.raw), "first_seen_at": now,
              "updated_at": now} for r in records])
         await self._upserts.run(conn, "events", [{**owner, "natural_key": r.key, **_event_row(r)} for r in records])
         await self._advance_messages(conn, owner, records, now)
@@ -212,27 +214,29 @@ class _Upserts:
             constants = {k: b.value for k, b in compiled.binds.items() if k not in columns}
             times = {c.name for c in table.columns if isinstance(c.type, m.UTCDateTime)}
             order = list(compiled.positiontup or [])
-            self._compiled[name] = (str(compiled), order, constants, [k in times for k in order])
+            self._compiled[name] = (str(compiled), operator.itemgetter(*order), constants,
+                                    [i for i, k in enumerate(order) if k in times])
 
     async def run(self, conn: AsyncConnection, name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        sql, order, constants, is_time = self._compiled[name]
-        when = self._time
-        params = [tuple(when(row[k]) if t else row[k] if k in row else constants[k] for k, t in zip(order, is_time))
-                  for row in rows]
+        sql, values_of, constants, time_positions = self._compiled[name]
+        when = functools.lru_cache(maxsize=64)(self._time)  # rows share "now" and equal timestamps
+        params = []
+        for row in rows:
+            row.update(constants)
+            values = list(values_of(row))
+            for i in time_positions:
+                values[i] = when(values[i])
+            params.append(tuple(values))
         await conn.exec_driver_sql(sql, params)
 
     def _time(self, value: datetime | None) -> Any:
         """UTC; on SQLite in the very text form SQLAlchemy's DateTime stores and compares."""
         if value is None:
             return None
-        utc = value.astimezone(timezone.utc)
-        return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") if self._sqlite else utc
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+        return utc.isoformat(sep=" ", timespec="microseconds")[:26] if self._sqlite else utc
 
 
 def _owned(table: Any, source: str, account: str) -> Any:

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Protocol, Sequence
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: built once per record on the hot path, never mutated
 class Event:
     """The normalized view of one record, shared by all providers (SPEC.md's table)."""
 
@@ -48,7 +48,7 @@ class Event:
     """Why the payload could not be normalized; the raw record is kept regardless."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Record:
     key: str
     """The natural key: equal for two servings of the same record, so upserts de-duplicate."""

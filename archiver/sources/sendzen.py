@@ -7,11 +7,11 @@ JSON string holding a WhatsApp webhook body, normalized by ``archiver.whatsapp``
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Sequence
 
+from archiver import jsoncodec
 from archiver.config import SendZenConfig
 from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
@@ -93,8 +93,8 @@ def parse_logs_page(body: Any) -> tuple[list[dict[str, Any]], str | None]:
 
 def natural_key(log: dict[str, Any]) -> str:
     """Content identity: the same log served twice hashes the same, whatever the key order."""
-    identity = json.dumps([log.get(f) for f in KEY_FIELDS], ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+    identity = jsoncodec.dumps([log.get(f) for f in KEY_FIELDS])
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def parse_log(log: dict[str, Any]) -> Record:
