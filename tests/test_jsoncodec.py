@@ -1,0 +1,25 @@
+import json
+
+from archiver import jsoncodec
+
+
+def test_same_text_as_the_standard_library() -> None:
+    """Natural keys hash this text: it must not depend on which encoder produced it."""
+    value = ['a"b\\c\n\t\x01\x7f é 😀 \u2028 /', None, 638500000000000000, {"k": [1, 2.5, True]}]
+    assert jsoncodec.dumps(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_lone_surrogates_are_accepted_as_json_allows() -> None:
+    """orjson refuses "\\ud800"; JSON allows it, so a provider's page with one is not 'malformed'."""
+    text = '{"payload": "\\ud800 broken emoji"}'
+    assert jsoncodec.loads(text) == json.loads(text)
+    assert jsoncodec.loads(jsoncodec.dumps(json.loads(text))) == json.loads(text)
+
+
+def test_garbage_still_raises_value_error() -> None:
+    for bad in ['{"message": "ok", "data": {"lo', "", b"\xff"]:
+        try:
+            jsoncodec.loads(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"accepted {bad!r}")
