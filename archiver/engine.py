@@ -99,7 +99,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         # front), so fresh records are queryable in seconds, not after the backlog.
         tail = Span(max(start, end - source.overlap), end)
         with urgent():
-            await _archive_window(source, store, result, tail, -1, None, asyncio.Lock(), None)
+            await _archive_window(source, store, result, tail)
     planner = WindowPlanner(start, end, source.window)
     watermark = None if explicit else Watermark(ceiling=now - source.overlap)
     closing = asyncio.Lock()
@@ -110,7 +110,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         while (span := planner.next()) is not None:
             index = watermark.add(span.end) if watermark else -1
             result.windows += 1
-            records = await _archive_window(source, store, result, span, index, watermark, closing, observer)
+            records = await _archive_window(source, store, result, span, (watermark, index, closing), observer)
             planner.observe(span, records)
 
     await _gather(worker() for _ in range(source.max_concurrency))
@@ -118,9 +118,14 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         await _refresh(source, store, result, now)
 
 
-async def _archive_window(source: Source, store: Store, result: PassResult, span: Span, index: int,
-                          watermark: Watermark | None, closing: asyncio.Lock, observer: Observer | None) -> int:
-    """Fetch and store one window; the number of records it held."""
+async def _archive_window(source: Source, store: Store, result: PassResult, span: Span,
+                          mark: tuple[Watermark | None, int, asyncio.Lock] | None = None,
+                          observer: Observer | None = None) -> int:
+    """Fetch and store one window; the number of records it held.
+
+    ``mark`` (watermark, this window's index, the closing lock) lets the window's last
+    write move the checkpoint; without it the window is stored and logged only.
+    """
     held: list[Record] = []
     records = pages = 0
     requests_before = source.requests
@@ -131,6 +136,7 @@ async def _archive_window(source: Source, store: Store, result: PassResult, span
         parsed = await _parse(source, store, result, page)
         held += parsed
         records, pages = records + len(parsed), pages + 1
+    watermark, index, closing = mark or (None, -1, asyncio.Lock())
     # Closing windows one at a time: the watermark may only cover windows whose last
     # page has committed, so computing it and committing it must not interleave.
     async with closing:

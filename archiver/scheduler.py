@@ -21,7 +21,7 @@ from archiver.errors import ArchiverError, AuthFailed
 from archiver.leader import leadership_for
 from archiver.runtime import Runtime
 from archiver.sources.base import Source
-from archiver.status import source_status
+from archiver.status import refresh_metrics
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
@@ -91,7 +91,7 @@ class Daemon:
             health.standby = False
             await run_pass(source, self.runtime.store, kind="poll")
             health.last_success, health.last_error = utcnow(), None
-            await source_status(source, self.runtime.store)
+            await refresh_metrics(source, self.runtime.store)
         except AuthFailed as exc:
             health.last_error, health.stopped = str(exc), True
             log.error("source stopped: credentials refused", source=source.name, error=str(exc))

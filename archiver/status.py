@@ -36,6 +36,15 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
     }
 
 
+async def refresh_metrics(source: Source, store: Store, now: datetime | None = None) -> None:
+    """The daemon's per-poll gauges: cheap queries only (no row count, no ledger scan)."""
+    now = now or utcnow()
+    checkpoint = await store.checkpoint(source.name, source.account)
+    gaps = await store.gaps(source.name, source.account)
+    lag = (now - checkpoint).total_seconds() if checkpoint else None
+    _export_metrics(source.name, lag, retention_headroom(checkpoint, now, source.retention), len(gaps))
+
+
 def retention_headroom(checkpoint: datetime | None, now: datetime, retention: timedelta) -> float:
     """Seconds until the oldest unarchived moment (the checkpoint) ages out at the provider.
 
