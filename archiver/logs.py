@@ -41,6 +41,7 @@ def _route_stdlib_logging(renderer: Any, shared: list[Any], level: int) -> None:
     root.setLevel(level)
     # apscheduler warns on every tick a long pass overlaps; our own pass logs say more.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # its INFO is per-start chatter
 
 
 class Scrubber:
