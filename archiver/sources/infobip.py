@@ -50,6 +50,7 @@ class InfobipSource:
 
     async def fetch(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
         seen: set[str] = set()
+        cursors: set[str] = set()
         until, cursor = end + MS, None
         while True:
             params = self._window_params(start - MS, until, cursor)
@@ -60,6 +61,9 @@ class InfobipSource:
                 yield Page(fresh)
                 return
             if next_cursor:
+                if next_cursor in cursors:
+                    raise MalformedResponse(f"infobip: the server repeated cursor {next_cursor[:16]}…")
+                cursors.add(next_cursor)
                 yield Page(fresh)
                 cursor = next_cursor
                 continue

@@ -124,3 +124,14 @@ async def test_429_is_honoured_and_retried(fake_infobip: FakeInfobip) -> None:
         pages = [p async for p in source.fetch(now - timedelta(hours=1), now)]
     assert fake_infobip.served.get(429, 0) >= 1
     assert sorted(r["messageId"] for p in pages for r in p.raws) == sorted(fake_infobip.messages)
+
+
+async def test_a_repeated_cursor_is_not_an_endless_loop() -> None:
+    page = {"results": [infobip_message(i, T - timedelta(seconds=i)) for i in range(3)],
+            "cursor": {"limit": 3, "nextCursor": "SAME"}}
+    with aioresponses() as mocked:
+        mocked.get(URL, payload=page, repeat=True)
+        async with aiohttp.ClientSession() as session:
+            source = infobip_source(session, "https://ib.example", page_size=3)
+            with pytest.raises(MalformedResponse, match="repeated cursor"):
+                [p async for p in source.fetch(T - timedelta(hours=1), T)]
