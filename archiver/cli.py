@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
 import time
@@ -31,25 +32,40 @@ log = structlog.get_logger(__name__)
 EXIT_FAILURE, EXIT_CONFIG, EXIT_AUTH = 1, 2, 3
 
 
+def _global_options(parser: argparse.ArgumentParser, *, after_command: bool) -> None:
+    """Accepted before or after the command (``archiver --config x run`` = ``archiver run --config x``).
+
+    After the command they default to "not given", so they never undo the ones given before it.
+    """
+    def default(value: str | None) -> Any:
+        return argparse.SUPPRESS if after_command else value
+
+    parser.add_argument("--config", default=default(None),
+                        help="config file (default: $ARCHIVER_CONFIG, else ./config.toml)")
+    parser.add_argument("--log-format", choices=["auto", "console", "json"], default=default("auto"))
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=default("info"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archiver", description="Archive messaging providers' logs into your database.")
-    parser.add_argument("--config", help="config file (default: $ARCHIVER_CONFIG, else ./config.toml)")
-    parser.add_argument("--log-format", choices=["auto", "console", "json"], default="auto")
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _global_options(parser, after_command=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, after_command=True)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("migrate", help="bring the database schema to the latest revision")
-    backfill = commands.add_parser("backfill", help="one pass per source up to now, then exit")
+    add = functools.partial(commands.add_parser, parents=[common])
+    add("migrate", help="bring the database schema to the latest revision")
+    backfill = add("backfill", help="one pass per source up to now, then exit")
     backfill.add_argument("--source", choices=SOURCE_NAMES)
     _add_range(backfill)
-    commands.add_parser("run", help="the daemon: poll every source until SIGTERM/SIGINT")
-    status = commands.add_parser("status", help="per source: checkpoint, lag, rows, gaps, headroom")
+    add("run", help="the daemon: poll every source until SIGTERM/SIGINT")
+    status = add("status", help="per source: checkpoint, lag, rows, gaps, headroom")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    exp = commands.add_parser("export", help="write archived records as JSONL or CSV")
+    exp = add("export", help="write archived records as JSONL or CSV")
     exp.add_argument("--source", choices=SOURCE_NAMES, required=True)
     _add_range(exp)
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     exp.add_argument("--output", help="file to write (default: stdout)")
-    demo = commands.add_parser("demo", help="simulated providers + the daemon on SQLite, no credentials")
+    demo = add("demo", help="simulated providers + the daemon on SQLite, no credentials")
     demo.add_argument("--dir", default="demo", help="where the demo's config and database go")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
     return parser

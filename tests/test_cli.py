@@ -186,3 +186,15 @@ async def test_backfill_on_a_terminal_shows_live_progress(tmp_path: Path, fake_s
     assert "\x1b[" in text, "drawn live on the terminal"
     assert "100%" in text and "records" in text and "requests" in text
     assert "backfill summary" in text
+
+
+async def test_global_options_also_after_the_command(tmp_path: Path) -> None:
+    import sys
+
+    config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "archiver", "migrate", "--config", str(config),
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                                                env=cli_env(), cwd=tmp_path.parent)
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert (tmp_path / "a.db").exists()
