@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from archiver.times import datetime_to_ticks, parse_offset_time, ticks_to_datetime
+from archiver.times import datetime_to_ticks, parse_offset_time
 
 Clock = Callable[[], datetime]
 
@@ -373,10 +373,3 @@ def spread(count: int, start: datetime, end: datetime) -> list[datetime]:
     step = (end - start) / max(count, 1)
     return [start + step * i for i in range(count)]
 
-
-def ticks_now(clock: Clock = _utcnow) -> int:
-    return datetime_to_ticks(clock())
-
-
-__all__ = ["FakeSendZen", "FakeInfobip", "Faults", "sendzen_log", "infobip_message", "spread",
-           "format_offset_time", "ticks_to_datetime", "ticks_now"]
