@@ -16,12 +16,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Iterator, Sequence
 
+import structlog
+
 from archiver.config import InfobipConfig
-from archiver.errors import MalformedResponse
+from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
 from archiver.sources.base import Event, Gap, Page, Record
 from archiver.times import format_infobip_time, parse_offset_time
 
+log = structlog.get_logger(__name__)
 MAX_ID_LIST_CHARS = 2048
 MS = timedelta(milliseconds=1)
 PENDING_GROUPS = {"PENDING", "ACCEPTED"}
@@ -43,6 +46,7 @@ class InfobipSource:
         self.poll_interval = timedelta(seconds=config.poll_interval_seconds)
         self._url = config.base_url.rstrip("/") + "/messenger/1/logs"
         self._headers = {"Authorization": f"App {config.api_key}", "Accept": "application/json"}
+        self._use_cursor = config.use_cursor
 
     @property
     def requests(self) -> int:
@@ -53,8 +57,7 @@ class InfobipSource:
         cursors: set[str] = set()
         until, cursor = end + MS, None
         while True:
-            params = self._window_params(start - MS, until, cursor)
-            results, next_cursor = await self.http.get_json(self._url, params, self._headers, parse_results)
+            results, next_cursor = await self._get_window(start - MS, until, cursor)
             fresh = [r for r in results if r["messageId"] not in seen]
             seen.update(r["messageId"] for r in fresh)
             if len(results) < self.config.page_size:
@@ -72,6 +75,19 @@ class InfobipSource:
             if until < start:
                 return
 
+    async def _get_window(self, since: datetime, until: datetime, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        """One window request; an API version that rejects ``useCursor`` is paged by time instead."""
+        try:
+            return await self.http.get_json(self._url, self._window_params(since, until, cursor),
+                                            self._headers, parse_results)
+        except BadRequest:
+            if not self._use_cursor or cursor is not None:
+                raise
+            self._use_cursor = False
+            log.warning("infobip rejected useCursor; paging by sentUntil instead", source=self.name)
+            return await self.http.get_json(self._url, self._window_params(since, until, None),
+                                            self._headers, parse_results)
+
     async def refresh(self, message_ids: Sequence[str]) -> AsyncIterator[Page]:
         for batch in id_batches(message_ids):
             params = {"messageId": ",".join(batch), "limit": str(self.config.page_size)}
@@ -81,7 +97,7 @@ class InfobipSource:
     def _window_params(self, since: datetime, until: datetime, cursor: str | None) -> dict[str, str]:
         params = {"sentSince": format_infobip_time(since), "sentUntil": format_infobip_time(until),
                   "limit": str(self.config.page_size)}
-        if self.config.use_cursor:
+        if self._use_cursor:
             params["useCursor"] = "true"
         if cursor:
             params["cursor"] = cursor

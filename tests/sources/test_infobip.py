@@ -135,3 +135,17 @@ async def test_a_repeated_cursor_is_not_an_endless_loop() -> None:
             source = infobip_source(session, "https://ib.example", page_size=3)
             with pytest.raises(MalformedResponse, match="repeated cursor"):
                 [p async for p in source.fetch(T - timedelta(hours=1), T)]
+
+
+async def test_a_server_that_rejects_use_cursor_is_paged_by_time() -> None:
+    """Older API versions may answer 400 to useCursor: fall back to sentUntil, once."""
+    with aioresponses() as mocked:
+        mocked.get(URL, status=400, payload={"errorCode": "E400", "description": "Unknown parameter useCursor"})
+        mocked.get(URL, payload={"results": [infobip_message(1, T)]}, repeat=True)
+        async with aiohttp.ClientSession() as session:
+            source = infobip_source(session, "https://ib.example")
+            pages = [p async for p in source.fetch(T - timedelta(hours=1), T)]
+            again = [p async for p in source.fetch(T - timedelta(hours=1), T)]
+        params = [c.kwargs["params"] for calls in mocked.requests.values() for c in calls]
+    assert [len(p.raws) for p in pages + again] == [1, 1]
+    assert "useCursor" in params[0] and all("useCursor" not in p for p in params[1:])
