@@ -107,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, secrets: list[str], code: int) -> int:
-    print(f"archiver: {logs.Scrubber(secrets).scrub(message)}", file=sys.stderr)
+    """One line on stderr: driver errors can carry whole statements and their rows."""
+    line = (message.strip().splitlines() or ["failed"])[0]
+    line = line if len(line) <= 500 else line[:497] + "..."
+    print(f"archiver: {logs.Scrubber(secrets).scrub(line)}", file=sys.stderr)
     return code
 
 
