@@ -47,6 +47,8 @@ async def test_backfill_status_export(tmp_path: Path, db_url: str, fake_sendzen:
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(canonical(l["raw"]) for l in lines) == sorted(canonical(l) for l in fake_sendzen.served_logs())
     assert all(set(CONTRACT_FIELDS) | {"raw"} <= set(l) for l in lines)
+    served = {canonical(l): json.dumps(l) for l in fake_sendzen.served_logs()}
+    assert all(json.dumps(l["raw"]) == served[canonical(l["raw"])] for l in lines), "raw keeps the served key order"
     assert {l["source"] for l in lines} == {"sendzen"} and {l["account"] for l in lines} == {"default"}
 
     as_csv = await archiver(config, "export", "--source", "sendzen", "--format", "csv")

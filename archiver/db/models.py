@@ -26,7 +26,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 metadata = MetaData()
@@ -52,7 +51,6 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-RawJSON = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
@@ -67,7 +65,7 @@ records = Table(
     *_owner(),
     Column("natural_key", String(128), nullable=False),
     Column("record_at", UTCDateTime, nullable=False),
-    Column("raw", RawJSON, nullable=False),
+    Column("raw", JSON, nullable=False),  # json, not jsonb: kept as served, key order and all
     Column("version", Integer, nullable=False, server_default="1"),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

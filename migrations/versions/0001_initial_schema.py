@@ -6,7 +6,6 @@ Create Date: 2026-11-23 10:08:49.672683
 """
 from alembic import op
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 revision = '0001'
 down_revision = None
@@ -101,7 +100,7 @@ def upgrade() -> None:
     sa.Column('account', sa.String(length=64), nullable=False),
     sa.Column('natural_key', sa.String(length=128), nullable=False),
     sa.Column('record_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('raw', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
     sa.Column('version', sa.Integer(), server_default='1', nullable=False),
     sa.Column('first_seen_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
