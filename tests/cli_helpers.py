@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -47,3 +48,16 @@ async def wait_for(predicate, timeout: float = 30.0, every: float = 0.1) -> None
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(every)
+
+
+async def read_until(proc: asyncio.subprocess.Process, predicate, timeout: float = 20) -> dict:  # type: ignore[no-untyped-def]
+    """Read the process's JSON log lines until one satisfies ``predicate``."""
+    async def scan() -> dict:
+        while True:
+            line = await proc.stderr.readline()  # type: ignore[union-attr]
+            if not line:
+                raise AssertionError("process ended before the expected log line")
+            event = json.loads(line)
+            if predicate(event):
+                return event
+    return await asyncio.wait_for(scan(), timeout)

@@ -33,6 +33,15 @@ def infobip_source(session: aiohttp.ClientSession, base_url: str, *, limiter: Ra
     return InfobipSource(config, http)
 
 
+def free_port() -> int:
+    """A loopback port nobody listens on right now (for a daemon's /metrics in tests)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def canonical(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True)
 
@@ -49,4 +58,4 @@ def write_config(path: Any, db_url: str, *, sendzen: str | None = None, infobip:
     return path
 
 
-__all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "FAST_RETRIES"]
+__all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "free_port", "FAST_RETRIES"]

@@ -5,10 +5,11 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from tests.helpers import free_port
 
 PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/local/bin", "/usr/bin"]
 
@@ -24,12 +25,6 @@ def _pg_tool(name: str) -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _as_postgres(args: list[str]) -> None:
     """initdb and pg_ctl refuse to run as root: run them as the postgres user then."""
     command = ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
@@ -41,7 +36,7 @@ class PostgresCluster:
         self.root = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
         self.data, self.sockets = self.root / "data", self.root / "sock"
         self.sockets.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
             shutil.chown(self.sockets, "postgres")

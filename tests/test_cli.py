@@ -15,7 +15,7 @@ from archiver.export import CONTRACT_FIELDS
 from archiver.simulator import FakeSendZen, sendzen_log, spread
 from archiver.times import utcnow
 from tests.cli_helpers import ARCHIVER, archiver, cli_env, start_daemon, wait_for
-from tests.helpers import canonical, write_config
+from tests.helpers import canonical, free_port, write_config
 
 
 def seed(fake: FakeSendZen, count: int) -> None:
@@ -125,7 +125,7 @@ async def test_env_secret_used_and_never_printed(tmp_path: Path, fake_sendzen: F
 async def test_daemon_archives_new_records_and_stops_on_sigterm(tmp_path: Path, db_url: str, store: Store,
                                                                 fake_sendzen: FakeSendZen) -> None:
     seed(fake_sendzen, 30)
-    config = write_config(tmp_path / "config.toml", db_url, sendzen=fake_sendzen.base_url, port=_free_port())
+    config = write_config(tmp_path / "config.toml", db_url, sendzen=fake_sendzen.base_url, port=free_port())
     daemon = await start_daemon(config)
     try:
         async def archived(n: int):  # type: ignore[no-untyped-def]
@@ -151,14 +151,6 @@ async def test_concurrent_starts_migrate_once(tmp_path: Path, db_url: str) -> No
     config = write_config(tmp_path / "config.toml", db_url)
     results = await asyncio.gather(*(archiver(config, "migrate") for _ in range(3)))
     assert [r.code for r in results] == [0, 0, 0], [r.stderr for r in results]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_backfill_on_a_terminal_shows_live_progress(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:

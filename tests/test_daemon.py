@@ -14,9 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
-from tests.cli_helpers import start_daemon, wait_for
-from tests.helpers import write_config
-from tests.test_reliability import free_port, read_until
+from tests.cli_helpers import read_until, start_daemon, wait_for
+from tests.helpers import free_port, write_config
 
 
 async def stop_and_time(proc: asyncio.subprocess.Process) -> tuple[int, float]:

@@ -7,7 +7,6 @@ import json
 import os
 import random
 import signal
-import socket
 import stat
 from datetime import timedelta
 from pathlib import Path
@@ -19,15 +18,9 @@ from archiver.db.store import Store
 from archiver.engine import run_pass
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
-from tests.cli_helpers import ARCHIVER, archiver, start_daemon, wait_for
-from tests.helpers import canonical, infobip_source, sendzen_source, write_config
+from tests.cli_helpers import ARCHIVER, archiver, read_until, start_daemon, wait_for
+from tests.helpers import canonical, free_port, infobip_source, sendzen_source, write_config
 from tests.test_engine_sendzen import exported
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def seed_sendzen(fake: FakeSendZen, count: int, days: float = 6.9) -> None:
@@ -168,16 +161,3 @@ def _requests_by(fake: FakeSendZen, key: str, n: int):  # type: ignore[no-untype
     async def check() -> bool:
         return len([r for r in fake.requests if r["__key"] == key]) >= n
     return check
-
-
-async def read_until(proc: asyncio.subprocess.Process, predicate, timeout: float = 20) -> dict:  # type: ignore[no-untyped-def]
-    """Read the process's JSON log lines until one satisfies ``predicate``."""
-    async def scan() -> dict:
-        while True:
-            line = await proc.stderr.readline()  # type: ignore[union-attr]
-            if not line:
-                raise AssertionError("process ended before the expected log line")
-            event = json.loads(line)
-            if predicate(event):
-                return event
-    return await asyncio.wait_for(scan(), timeout)
