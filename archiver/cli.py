@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import json
 import signal
 import sys
 import time
@@ -21,7 +22,7 @@ from archiver import config as config_mod
 from archiver import logs
 from archiver.engine import PassResult, run_pass
 from archiver.errors import ArchiverError, AuthFailed, ConfigError
-from archiver.export import export
+from archiver.export import atomic_output, export
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
 from archiver.sources import SOURCE_NAMES
@@ -160,8 +161,6 @@ async def cmd_run(config: config_mod.Config, _args: argparse.Namespace) -> int:
 
 
 async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
-    import json
-
     async with opened(config) as rt:
         statuses = {s.name: await source_status(s, rt.store) for s in rt.select(None)}
     print(json.dumps(statuses, indent=2) if args.json else render_text(statuses))
@@ -171,7 +170,7 @@ async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int
 async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int:
     async with opened(config) as rt:
         if args.output:
-            with open(args.output, "w", encoding="utf-8", newline="") as out:
+            with atomic_output(args.output) as out:
                 count = await export(rt.store, args.source, out, fmt=args.format, since=args.since, until=args.until)
             log.info("exported", source=args.source, records=count, output=args.output)
         else:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, Iterator, TextIO
 
 from archiver.db.store import Store
 from archiver.times import rfc3339
@@ -51,6 +54,20 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
             out.write(_json(line) + "\n")
         count += 1
     return count
+
+
+@contextmanager
+def atomic_output(path: str) -> Iterator[TextIO]:
+    """A file that appears at ``path`` only once fully written: a failed export leaves
+    no half-written file behind (nor clobbers an older complete one)."""
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.partial")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as out:
+            yield out
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _json(value: Any) -> str:

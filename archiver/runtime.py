@@ -8,12 +8,12 @@ from typing import AsyncIterator
 
 import aiohttp
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.config import Config, redact_url
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
 from archiver.errors import ArchiverError
-from archiver.http import RetryPolicy
 from archiver.sources import build_sources
 from archiver.sources.base import Source
 
@@ -38,20 +38,20 @@ class Runtime:
 
 
 @asynccontextmanager
-async def opened(config: Config, *, migrate_first: bool = True, policy: RetryPolicy = RetryPolicy()) -> AsyncIterator[Runtime]:
+async def opened(config: Config) -> AsyncIterator[Runtime]:
+    """The database (migrated first: every command may be the first to touch it) and the sources."""
     engine = create_engine(config.database.url)
     try:
-        if migrate_first:
-            await migrate_or_explain(config, engine)
+        await migrate_or_explain(config, engine)
         async with aiohttp.ClientSession(raise_for_status=False) as session:
-            yield Runtime(config, Store(engine), build_sources(config, session, policy))
+            yield Runtime(config, Store(engine), build_sources(config, session))
     finally:
         await engine.dispose()
 
 
-async def migrate_or_explain(config: Config, engine: object) -> None:
+async def migrate_or_explain(config: Config, engine: AsyncEngine) -> None:
     try:
-        await migrate(engine)  # type: ignore[arg-type]
+        await migrate(engine)
     except (OperationalError, DBAPIError, OSError) as exc:
         raise DatabaseUnavailable(
             f"cannot open the database {redact_url(config.database.url)}: {_first_line(exc)}"

@@ -21,9 +21,7 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
     gaps = await store.gaps(name, account)
     holes = coverage_holes(await store.coverage(name, account), checkpoint)
     all_gaps = gaps + [h for h in holes if not any(_inside(h, g) for g in gaps)]
-    headroom = retention_headroom(checkpoint, now, source.retention)
-    lag = (now - checkpoint).total_seconds() if checkpoint else None
-    _export_metrics(name, lag, headroom, len(all_gaps))
+    lag, headroom = _gauges(source, checkpoint, now, len(all_gaps))
     return {
         "account": account,
         "checkpoint": rfc3339(checkpoint),
@@ -38,11 +36,20 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
 
 async def refresh_metrics(source: Source, store: Store, now: datetime | None = None) -> None:
     """The daemon's per-poll gauges: cheap queries only (no row count, no ledger scan)."""
-    now = now or utcnow()
     checkpoint = await store.checkpoint(source.name, source.account)
     gaps = await store.gaps(source.name, source.account)
+    _gauges(source, checkpoint, now or utcnow(), len(gaps))
+
+
+def _gauges(source: Source, checkpoint: datetime | None, now: datetime, gaps: int) -> tuple[float | None, float]:
+    """Lag and retention headroom, exported as metrics on the way."""
     lag = (now - checkpoint).total_seconds() if checkpoint else None
-    _export_metrics(source.name, lag, retention_headroom(checkpoint, now, source.retention), len(gaps))
+    headroom = retention_headroom(checkpoint, now, source.retention)
+    if lag is not None:
+        metrics.CHECKPOINT_LAG.labels(source.name).set(lag)
+    metrics.RETENTION_HEADROOM.labels(source.name).set(headroom)
+    metrics.GAPS.labels(source.name).set(gaps)
+    return lag, headroom
 
 
 def retention_headroom(checkpoint: datetime | None, now: datetime, retention: timedelta) -> float:
@@ -92,10 +99,3 @@ def _error(bad: Any, ok: Any) -> dict[str, Any] | None:
     if bad is None or (ok is not None and ok.finished_at > bad.finished_at):
         return None
     return {"at": rfc3339(bad.finished_at), "message": bad.error}
-
-
-def _export_metrics(name: str, lag: float | None, headroom: float, gaps: int) -> None:
-    if lag is not None:
-        metrics.CHECKPOINT_LAG.labels(name).set(lag)
-    metrics.RETENTION_HEADROOM.labels(name).set(headroom)
-    metrics.GAPS.labels(name).set(gaps)

@@ -50,6 +50,8 @@ async def test_backfill_status_export(tmp_path: Path, db_url: str, fake_sendzen:
     served = {canonical(l): json.dumps(l) for l in fake_sendzen.served_logs()}
     assert all(json.dumps(l["raw"]) == served[canonical(l["raw"])] for l in lines), "raw keeps the served key order"
     assert {l["source"] for l in lines} == {"sendzen"} and {l["account"] for l in lines} == {"default"}
+    assert all(l["occurred_at"].endswith("Z") and l["created_at"].endswith("Z") and l["done_at"] is None
+               for l in lines), "UTC RFC 3339 times; done_at does not apply to SendZen"
 
     as_csv = await archiver(config, "export", "--source", "sendzen", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))

@@ -181,7 +181,7 @@ class _Upserts:
 
     Going around SQLAlchemy's per-row parameter processing halves the CPU a page costs;
     the values are converted here instead (UTC datetimes; JSON as text, which both
-    SQLite and asyncpg's jsonb codec take). Everything else in ``Store`` uses Core.
+    SQLite and asyncpg's json codec take). Everything else in ``Store`` uses Core.
     """
 
     def __init__(self, insert: Any, dialect: Any) -> None:
