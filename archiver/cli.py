@@ -21,7 +21,7 @@ import structlog
 from archiver import config as config_mod
 from archiver import logs
 from archiver.engine import PassResult, run_pass
-from archiver.errors import ArchiverError, AuthFailed, ConfigError
+from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
 from archiver.export import atomic_output, export
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
@@ -108,10 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(message: str, secrets: list[str], code: int) -> int:
-    """One line on stderr: driver errors can carry whole statements and their rows."""
-    line = (message.strip().splitlines() or ["failed"])[0]
-    line = line if len(line) <= 500 else line[:497] + "..."
-    print(f"archiver: {logs.Scrubber(secrets).scrub(line)}", file=sys.stderr)
+    print(f"archiver: {logs.Scrubber(secrets).scrub(one_line(message) or 'failed')}", file=sys.stderr)
     return code
 
 

@@ -21,6 +21,7 @@ import structlog
 
 from archiver import metrics
 from archiver.db.store import Store, Window
+from archiver.errors import one_line
 from archiver.planning import Span, Watermark, WindowPlanner, plan_start
 from archiver.ratelimit import urgent
 from archiver.sources.base import Gap, Page, Record, Source
@@ -206,4 +207,4 @@ def _first_leaf(error: BaseException) -> BaseException:
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, asyncio.CancelledError):
         return "interrupted"
-    return str(exc) or type(exc).__name__
+    return one_line(str(exc)) or type(exc).__name__

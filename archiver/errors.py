@@ -8,6 +8,12 @@ of "retry it", "stop this source" or "tell the user".
 from __future__ import annotations
 
 
+def one_line(text: str, limit: int = 500) -> str:
+    """The first line of a message, bounded: driver errors can carry whole statements and rows."""
+    line = (text.strip().splitlines() or [""])[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 class ArchiverError(Exception):
     """Root of every error the archiver raises on purpose."""
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from archiver.config import Config, redact_url
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, one_line
 from archiver.sources import build_sources
 from archiver.sources.base import Source
 
@@ -54,10 +54,6 @@ async def migrate_or_explain(config: Config, engine: AsyncEngine) -> None:
         await migrate(engine)
     except (OperationalError, DBAPIError, OSError) as exc:
         raise DatabaseUnavailable(
-            f"cannot open the database {redact_url(config.database.url)}: {_first_line(exc)}"
+            f"cannot open the database {redact_url(config.database.url)}: "
+            f"{one_line(str(getattr(exc, 'orig', None) or exc)) or type(exc).__name__}"
         ) from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc)
-    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from archiver import server
 from archiver.engine import run_pass
-from archiver.errors import ArchiverError, AuthFailed
+from archiver.errors import ArchiverError, AuthFailed, one_line
 from archiver.leader import leadership_for
 from archiver.runtime import Runtime
 from archiver.sources.base import Source
@@ -97,10 +97,10 @@ class Daemon:
             log.error("source stopped: credentials refused", source=source.name, error=str(exc))
             self._scheduler.remove_job(source.name)
         except (ArchiverError, OSError) as exc:
-            health.last_error = str(exc)
-            log.error("pass failed; will retry on the next interval", source=source.name, error=str(exc))
+            health.last_error = one_line(str(exc))
+            log.error("pass failed; will retry on the next interval", source=source.name, error=health.last_error)
         except Exception as exc:  # the daemon must outlive one bad pass
-            health.last_error = f"{type(exc).__name__}: {exc}"
+            health.last_error = one_line(f"{type(exc).__name__}: {exc}")
             log.exception("pass crashed; will retry on the next interval", source=source.name)
         finally:
             self._passes.discard(task)  # type: ignore[arg-type]

@@ -77,3 +77,4 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     bad.write_text("[sendzen\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(bad, env={})
+
