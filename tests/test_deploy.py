@@ -36,7 +36,9 @@ def test_compose_runs_postgres_and_migrates_before_start() -> None:
 def test_compose_validates_with_the_compose_client(tmp_path: Path) -> None:
     client = _compose_client()
     if client is None:
-        return  # the static test above still ran; .ci/run installs docker-compose so CI checks both
+        # the static test above still ran; CI must not pass this one vacuously (.ci/run installs the client)
+        assert not os.environ.get("CI"), "no docker compose client on CI"
+        return
     shutil.copy(ROOT / "docker-compose.yml", tmp_path / "docker-compose.yml")
     shutil.copy(ROOT / ".env.example", tmp_path / ".env")
     (tmp_path / "deploy").mkdir()
@@ -91,6 +93,7 @@ def test_systemd_units_verify(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
     assert "Restart=on-failure" in (ROOT / "deploy" / "archiver.service").read_text()
     if shutil.which("systemd-analyze") is None:
+        assert not os.environ.get("CI"), "systemd-analyze is missing on CI"
         return
     env = {**os.environ, "SYSTEMD_LOG_LEVEL": "warning"}
     done = subprocess.run(["systemd-analyze", "verify", *(str(tmp_path / u) for u in units)],
