@@ -1,7 +1,8 @@
 """SendZen's WhatsApp ``GET /v1/logs``: ticks windows, 20-record pages, token paging.
 
-A log has no id, so its natural key is a hash of its content. Its ``payload`` is a
-JSON string holding a WhatsApp webhook body, normalized by ``archiver.whatsapp``.
+A log has no id, so its natural key is a hash of its content, prefixed with its
+``created_at`` ticks. Its ``payload`` is a JSON string holding a WhatsApp webhook
+body, normalized by ``archiver.whatsapp``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from archiver.times import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
 
 KEY_FIELDS = ("project_id", "phone_number_id", "event_type", "created_at", "payload")
+TICKS_DIGITS = 19  # .NET ticks stay below 10**19 until year 31690
 
 
 class SendZenSource:
@@ -92,9 +94,16 @@ def parse_logs_page(body: Any) -> tuple[list[dict[str, Any]], str | None]:
 
 
 def natural_key(log: dict[str, Any]) -> str:
-    """Content identity: the same log served twice hashes the same, whatever the key order."""
+    """Content identity: the same log served twice hashes the same, whatever the key order.
+
+    The ticks prefix (zero-padded, so text order is time order) makes a backfill insert
+    keys near the right edge of the unique indexes instead of at random places in
+    them: each write dirties a few index pages, not one per record (≈ 3× fewer bytes
+    written on SQLite; see migration 0002).
+    """
     identity = jsoncodec.dumps([log.get(f) for f in KEY_FIELDS])
-    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+    digest = hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{log['created_at']:0{TICKS_DIGITS}d}:{digest}"
 
 
 def parse_log(log: dict[str, Any]) -> Record:

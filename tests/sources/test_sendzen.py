@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import aiohttp
 import pytest
@@ -114,6 +114,12 @@ class TestParsing:
         assert natural_key(log) != natural_key({**log, "payload": log["payload"] + " "})
         assert natural_key(log) == natural_key({**log, "flyout_delivery_status": "changed"}), \
             "only the identity fields count"
+
+    def test_natural_keys_sort_in_time_order(self) -> None:
+        """So a backfill appends to the unique indexes instead of writing all over them."""
+        logs = [sendzen_log(n, T1 + timedelta(microseconds=step)) for n, step in enumerate([0, 1, 10**6, 10**12])]
+        assert [natural_key(log) for log in logs] == sorted(natural_key(log) for log in logs)
+        assert natural_key(logs[0]).startswith(f"{logs[0]['created_at']:019d}:")
 
     def test_documented_example_normalizes(self) -> None:
         log = {"project_id": "12345", "phone_number_id": "123456789012345", "event_type": "Incoming Message",
