@@ -8,7 +8,6 @@ can never cover a record that is not committed.
 
 from __future__ import annotations
 
-import functools
 import operator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +23,17 @@ from archiver.sources.base import Gap, Record
 from archiver.times import utcnow
 
 EVENT_COLUMNS = [c.name for c in m.events.columns if c.name not in ("id", "source", "account", "natural_key")]
+_EVENT_TIMES = [c for c in EVENT_COLUMNS if isinstance(m.events.c[c].type, m.UTCDateTime)]
+_EVENT_PLAIN = [c for c in EVENT_COLUMNS if c not in _EVENT_TIMES]
+_event_plain = operator.attrgetter(*_EVENT_PLAIN)
 
+# The hot path's rows are tuples in these column orders (see ``_Upserts``).
+UPSERT_COLUMNS = {
+    "records": ("source", "account", "natural_key", "record_at", "raw", "first_seen_at", "updated_at"),
+    "events": ("source", "account", "natural_key", *_EVENT_PLAIN, *_EVENT_TIMES),
+    "messages": ("source", "account", "message_id", "status", "status_rank", "status_at", "updated_at"),
+    "history": ("source", "account", "message_id", "status", "status_detail", "seen_at"),
+}
 
 @dataclass(frozen=True)
 class Window:
@@ -51,28 +60,30 @@ class Store:
     ) -> None:
         """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
         now = utcnow()
-        owner = {"source": source, "account": account}
         async with self.engine.begin() as conn:
             if records:
-                await self._upsert_records(conn, owner, _unique_by_key(records), now)
+                await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
             if checkpoint is not None:
-                await self._advance_checkpoint(conn, owner, checkpoint, now)
+                await self._advance_checkpoint(conn, source, account, checkpoint, now)
             if window is not None:
                 await conn.execute(m.coverage.insert(), {
-                    **owner, "window_from": window.start, "window_to": window.end,
+                    "source": source, "account": account, "window_from": window.start, "window_to": window.end,
                     "records": window.records, "pages": window.pages, "finished_at": now})
 
-    async def _upsert_records(self, conn: AsyncConnection, owner: dict[str, str], records: Sequence[Record], now: datetime) -> None:
+    async def _upsert_records(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: datetime) -> None:
+        t, dumps = self._upserts.time, jsoncodec.dumps
+        now_t = t(now)
         await self._upserts.run(conn, "records", [
-            {**owner, "natural_key": r.key, "record_at": r.at, "raw": jsoncodec.dumps(r.raw), "first_seen_at": now,
-             "updated_at": now} for r in records])
-        await self._upserts.run(conn, "events", [{**owner, "natural_key": r.key, **_event_row(r)} for r in records])
-        await self._advance_messages(conn, owner, records, now)
+            (*owner, r.key, t(r.at), dumps(r.raw), now_t, now_t) for r in records])
+        await self._upserts.run(conn, "events", [
+            (*owner, r.key, *_event_plain(e), t(e.occurred_at), t(e.done_at), t(e.created_at))
+            for r in records for e in (r.event,)])
+        await self._advance_messages(conn, owner, records, now_t)
 
-    async def _advance_messages(self, conn: AsyncConnection, owner: dict[str, str], records: Sequence[Record], now: datetime) -> None:
+    async def _advance_messages(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: Any) -> None:
         """Current status only moves forward; every status a message reached is kept once."""
         best: dict[str, Record] = {}
-        history: dict[tuple[str, str, str], dict[str, Any]] = {}
+        history: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         for r in records:
             e = r.event
             if not e.message_id or not e.status:
@@ -80,17 +91,18 @@ class Store:
             if e.message_id not in best or best[e.message_id].status_rank <= r.status_rank:
                 best[e.message_id] = r
             change = (e.message_id, e.status, e.status_detail or "")
-            history.setdefault(change, {**owner, "message_id": change[0], "status": change[1],
-                                        "status_detail": change[2], "seen_at": now})
+            if change not in history:
+                history[change] = (*owner, *change, now)
         if not best:
             return
+        t = self._upserts.time
         await self._upserts.run(conn, "messages", [
-            {**owner, "message_id": mid, "status": r.event.status, "status_rank": r.status_rank,
-             "status_at": r.event.occurred_at, "updated_at": now} for mid, r in best.items()])
+            (*owner, mid, r.event.status, r.status_rank, t(r.event.occurred_at), now) for mid, r in best.items()])
         await self._upserts.run(conn, "history", list(history.values()))
 
-    async def _advance_checkpoint(self, conn: AsyncConnection, owner: dict[str, str], position: datetime, now: datetime) -> None:
-        stmt = self._insert(m.checkpoints).values(**owner, position=position, updated_at=now)
+    async def _advance_checkpoint(self, conn: AsyncConnection, source: str, account: str, position: datetime,
+                                  now: datetime) -> None:
+        stmt = self._insert(m.checkpoints).values(source=source, account=account, position=position, updated_at=now)
         await conn.execute(stmt.on_conflict_do_update(
             index_elements=["source", "account"],
             set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
@@ -179,9 +191,10 @@ class Store:
 class _Upserts:
     """The hot path's statements, compiled once and run as plain driver ``executemany``.
 
-    Going around SQLAlchemy's per-row parameter processing halves the CPU a page costs;
-    the values are converted here instead (UTC datetimes; JSON as text, which both
-    SQLite and asyncpg's json codec take). Everything else in ``Store`` uses Core.
+    Rows arrive as tuples in ``UPSERT_COLUMNS`` order, times already converted by
+    ``time``: going around SQLAlchemy's per-row parameter processing, and building no
+    dict per row, keeps a record's write cost mostly inside the database driver.
+    Everything else in ``Store`` uses Core.
     """
 
     def __init__(self, insert: Any, dialect: Any) -> None:
@@ -206,32 +219,22 @@ class _Upserts:
             where=m.messages.c.status_rank <= stmt.excluded.status_rank,  # forward only
         )
         history = insert(m.status_history).on_conflict_do_nothing()
-        self._compiled = {}
-        for name, statement, table in (("records", records, m.records), ("events", events, m.events),
-                                       ("messages", messages, m.messages), ("history", history, m.status_history)):
-            columns = [c.name for c in table.columns if c.name not in ("id", "version")]
+        self._compiled: dict[str, tuple[str, Any, tuple[Any, ...]]] = {}
+        for name, statement in (("records", records), ("events", events), ("messages", messages), ("history", history)):
+            columns = UPSERT_COLUMNS[name]
             compiled = statement.values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
-            constants = {k: b.value for k, b in compiled.binds.items() if k not in columns}
-            times = {c.name for c in table.columns if isinstance(c.type, m.UTCDateTime)}
-            order = list(compiled.positiontup or [])
-            self._compiled[name] = (str(compiled), operator.itemgetter(*order), constants,
-                                    [i for i, k in enumerate(order) if k in times])
+            constants = {k: b.value for k, b in compiled.binds.items() if k not in columns}  # e.g. version + 1
+            slots = [*columns, *constants]
+            reorder = operator.itemgetter(*[slots.index(k) for k in compiled.positiontup or []])
+            self._compiled[name] = (str(compiled), reorder, tuple(constants.values()))
 
-    async def run(self, conn: AsyncConnection, name: str, rows: list[dict[str, Any]]) -> None:
+    async def run(self, conn: AsyncConnection, name: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        sql, values_of, constants, time_positions = self._compiled[name]
-        when = functools.lru_cache(maxsize=64)(self._time)  # rows share "now" and equal timestamps
-        params = []
-        for row in rows:
-            row.update(constants)
-            values = list(values_of(row))
-            for i in time_positions:
-                values[i] = when(values[i])
-            params.append(tuple(values))
-        await conn.exec_driver_sql(sql, params)
+        sql, reorder, constants = self._compiled[name]
+        await conn.exec_driver_sql(sql, [reorder(row + constants) for row in rows])
 
-    def _time(self, value: datetime | None) -> Any:
+    def time(self, value: datetime | None) -> Any:
         """UTC; on SQLite in the very text form SQLAlchemy's DateTime stores and compares."""
         if value is None:
             return None
@@ -246,7 +249,3 @@ def _owned(table: Any, source: str, account: str) -> Any:
 def _unique_by_key(records: Sequence[Record]) -> list[Record]:
     """One row per natural key (the last served wins): one statement may not touch a row twice."""
     return list({r.key: r for r in records}.values())
-
-
-def _event_row(record: Record) -> dict[str, Any]:
-    return {c: getattr(record.event, c) for c in EVENT_COLUMNS}
