@@ -41,7 +41,10 @@ def create_engine(url: str) -> AsyncEngine:
         # in Python is far cheaper than letting them collide in SQLite's busy handler.
         in_memory = parsed.database in (None, "", ":memory:")
         pool = {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        engine = create_async_engine(parsed, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **pool)
+        # check_same_thread=False: ``Store`` runs its bulk upserts on this connection from
+        # the loop's thread while aiosqlite's worker is idle (see ``store._Upserts.run``).
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        engine = create_async_engine(parsed, connect_args=connect_args, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(parsed, pool_pre_ping=True)

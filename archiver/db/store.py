@@ -9,6 +9,7 @@ can never cover a record that is not committed.
 from __future__ import annotations
 
 import operator
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Sequence
@@ -61,6 +62,7 @@ class Store:
         """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
         now = utcnow()
         async with self.engine.begin() as conn:
+            await self._upserts.begin(conn)
             if records:
                 await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
             if checkpoint is not None:
@@ -228,11 +230,25 @@ class _Upserts:
             reorder = operator.itemgetter(*[slots.index(k) for k in compiled.positiontup or []])
             self._compiled[name] = (str(compiled), reorder, tuple(constants.values()))
 
+    async def begin(self, conn: AsyncConnection) -> None:
+        """On SQLite, take the write lock first, in aiosqlite's thread: if another process
+        holds it, the wait (up to the busy timeout) happens there, never on the event loop."""
+        if self._sqlite:
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
     async def run(self, conn: AsyncConnection, name: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
         sql, reorder, constants = self._compiled[name]
-        await conn.exec_driver_sql(sql, [reorder(row + constants) for row in rows])
+        params = [reorder(row + constants) for row in rows]
+        if self._sqlite:
+            # On the loop's thread, synchronously (a few ms per 1,000 rows, and ``begin``
+            # already holds the write lock). Run in aiosqlite's thread instead, the
+            # driver's per-row GIL hand-offs with a busy event loop cost more CPU than
+            # the statement itself: a 100k backfill took 14 s that way and 11 s this way.
+            (await _sqlite3_connection(conn)).executemany(sql, params)
+        else:
+            await conn.exec_driver_sql(sql, params)
 
     def time(self, value: datetime | None) -> Any:
         """UTC; on SQLite in the very text form SQLAlchemy's DateTime stores and compares."""
@@ -240,6 +256,14 @@ class _Upserts:
             return None
         utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
         return utc.isoformat(sep=" ", timespec="microseconds")[:26] if self._sqlite else utc
+
+
+async def _sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection:
+    """The ``sqlite3`` connection under aiosqlite. Safe to use from the loop's thread
+    while this task holds the engine's only connection: its worker thread is idle
+    between awaited calls (``connect`` opens it with ``check_same_thread=False``)."""
+    raw = await conn.get_raw_connection()
+    return raw.driver_connection._conn  # type: ignore[union-attr,no-any-return]
 
 
 def _owned(table: Any, source: str, account: str) -> Any:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from archiver.db import models as m
+from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store, Window
 from archiver.sources.base import Event, Gap, Record
 
@@ -74,3 +79,38 @@ async def test_ledger_and_gaps_round_trip(store: Store) -> None:
     await store.add_gap("s", "default", gap)
     await store.add_gap("s", "default", gap)
     assert await store.gaps("s", "default") == [gap], "recording the same gap twice keeps one"
+
+
+async def test_a_failed_save_leaves_nothing_behind(store: Store) -> None:
+    """Records are written before events: an event the driver refuses rolls the records back too."""
+    good = status_event("ok", "sent", 0)
+    bad = Record(key="bad", at=T, raw={"k": "bad"}, event=Event(error_code=object()))  # type: ignore[arg-type]
+    with pytest.raises(Exception):
+        await store.save("sendzen", "default", [good, bad], checkpoint=T + timedelta(hours=1))
+    assert await store.count_records("sendzen", "default") == 0
+    assert await store.checkpoint("sendzen", "default") is None
+    await store.save("sendzen", "default", [good])
+    assert await store.count_records("sendzen", "default") == 1, "the connection is usable afterwards"
+
+
+async def test_waiting_for_another_writer_does_not_block_the_event_loop(tmp_path: Path) -> None:
+    """SQLite: another process holds the write lock; the save waits for it off the loop."""
+    path = tmp_path / "archive.db"
+    engine = create_engine(f"sqlite:///{path}")
+    await migrate(engine)
+    store = Store(engine)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        save = asyncio.create_task(store.save("sendzen", "default", [status_event("a", "sent", 0)]))
+        ticks = 0
+        for _ in range(20):  # the loop keeps running while the save waits for the lock
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 20 and not save.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(save, 10)
+        assert await store.count_records("sendzen", "default") == 1
+    finally:
+        other.close()
+        await engine.dispose()
