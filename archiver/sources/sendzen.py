@@ -8,7 +8,6 @@ body, normalized by ``archiver.whatsapp``.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, AsyncIterator, Sequence
 
@@ -109,13 +108,11 @@ def natural_key(log: dict[str, Any]) -> str:
 def parse_log(log: dict[str, Any]) -> Record:
     fields, error = parse_payload(log.get("payload"))
     created = ticks_to_datetime(log["created_at"])
+    if fields.get("occurred_at") is None:
+        fields["occurred_at"] = created  # events with no timestamp of their own happened when logged
     event = Event(event_type=log.get("event_type"), created_at=created, parse_error=error, **fields)
-    if event.occurred_at is None:
-        event = replace(event, occurred_at=created)
     rank = STATUS_RANK.get(event.status or "", -1)
     return Record(key=natural_key(log), at=created, raw=log, event=event, status_rank=rank)
-
-
 
 def describe_error(body: Any) -> str | None:
     """SendZen's error bodies carry a ``message``."""
