@@ -101,7 +101,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
         tail = Span(max(start, end - source.overlap), end)
         with urgent():
             await _archive_window(source, store, result, tail)
-    planner = WindowPlanner(start, end, source.window)
+    planner = WindowPlanner(start, end, source.window, workers=source.max_concurrency)
     watermark = None if explicit else Watermark(ceiling=now - source.overlap)
     closing = asyncio.Lock()
     if observer:

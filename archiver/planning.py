@@ -35,12 +35,17 @@ class WindowPlanner:
 
     Dense stretches get short windows (more of them fetched at once), sparse ones long
     windows (fewer empty requests); growth is gentle (×4 per window at most).
+
+    With several ``workers``, no window takes more than half a worker's share of what
+    is left (guided self-scheduling), down to an eighth of ``target`` records: a window
+    is paged one request after another, so a few long windows at the end of a pass
+    would leave the other workers idle while they finish.
     """
 
-    def __init__(self, start: datetime, end: datetime, initial: timedelta, *, target: int = 2000,
+    def __init__(self, start: datetime, end: datetime, initial: timedelta, *, target: int = 2000, workers: int = 1,
                  smallest: timedelta = timedelta(minutes=1), largest: timedelta = timedelta(days=1)) -> None:
         self._cursor, self._end = start, end
-        self._initial, self._target = initial, target
+        self._initial, self._target, self._workers = initial, target, workers
         self._smallest, self._largest = smallest, max(largest, initial)
         self._records, self._seconds = 0, 0.0
         self._last = initial
@@ -66,10 +71,13 @@ class WindowPlanner:
         if self._seconds == 0:
             return self._initial
         if self._records == 0:
-            ideal = self._largest
-        else:
-            ideal = timedelta(seconds=self._target * self._seconds / self._records)
-        return max(self._smallest, min(ideal, self._largest, self._last * 4))
+            return max(self._smallest, min(self._largest, self._last * 4))  # nothing seen: widen
+        per_record = timedelta(seconds=self._seconds / self._records)
+        size = min(per_record * self._target, self._largest, self._last * 4)
+        if self._workers > 1:
+            share = (self._end - self._cursor) / (2 * self._workers)
+            size = min(size, max(share, per_record * (self._target // 8)))
+        return max(self._smallest, size)
 
 
 class Watermark:

@@ -49,6 +49,18 @@ class TestWindows:
         widths = [s.end - s.start for s in sparse]
         assert widths[:4] == [H, 4 * H, 16 * H, 24 * H], "grows at most 4× per window, up to a day"
 
+    def test_several_workers_finish_together(self) -> None:
+        """Guided sizing: with 8 workers the pass ends in short windows, never below target/8 records."""
+        spans = drain(WindowPlanner(T0, T0 + WEEK, H, target=2000, workers=8), records_per_hour=60)
+        assert spans[-1].end == T0 + WEEK and all(a.end == b.start for a, b in zip(spans, spans[1:]))
+        widths = [s.end - s.start for s in spans]
+        assert max(widths) <= WEEK / 16, "no window takes more than half a worker's share"
+        after_peak = widths[widths.index(max(widths)):-1]  # past the ×4 ramp, before the remainder
+        assert all(w >= timedelta(minutes=250) for w in after_peak), "at least target/8 = 250 records each"
+        assert max(widths[-9:-1]) < max(widths) / 2, "the last round of windows is short"
+        alone = drain(WindowPlanner(T0, T0 + WEEK, H, target=2000), records_per_hour=60)
+        assert max(s.end - s.start for s in alone) == timedelta(days=1), "one worker: sized by density alone"
+
     def test_nothing_seen_yet_means_no_guess(self) -> None:
         planner = WindowPlanner(T0, T0 + 10 * H, 2 * H)
         assert [planner.next(), planner.next()] == [Span(T0, T0 + 2 * H), Span(T0 + 2 * H, T0 + 4 * H)]
