@@ -173,6 +173,9 @@ def _check(config: Config) -> None:
     url = config.database.url
     if not url.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:")):
         raise ConfigError(f"[database] url must be sqlite:///… or postgresql://…, got {redact_url(url)}")
+    if url.startswith("sqlite:") and url.split("?")[0] in ("sqlite:", "sqlite://", "sqlite:///", "sqlite:///:memory:"):
+        raise ConfigError("[database] url names no SQLite file (an in-memory archive is lost on exit): "
+                          "use sqlite:///path/to/archive.db")
     for name, src in (("sendzen", config.sendzen), ("infobip", config.infobip)):
         if src is None:
             continue

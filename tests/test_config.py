@@ -32,6 +32,8 @@ def test_example_config_file_is_valid() -> None:
     ({"infobip": {"base_url": "https://x.api.infobip.com", "api_key": "k", "requests_per_minute": 0}},
      "[infobip] requests_per_minute must be at least 1"),
     ({"database": {"url": "mysql://x"}}, "[database] url must be sqlite"),
+    ({"database": {"url": "sqlite://"}}, "[database] url names no SQLite file"),
+    ({"database": {"url": "sqlite:///:memory:"}}, "[database] url names no SQLite file"),
     ({"server": {"port": 70000}}, "[server] port must be between"),
     ({"servre": {}}, "unknown key servre"),
     ({"sendzen": "yes"}, "[sendzen] must be a table"),

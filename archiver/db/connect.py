@@ -39,8 +39,8 @@ def create_engine(url: str) -> AsyncEngine:
         _create_private_file(parsed.database)
         # One connection: SQLite allows one writer at a time anyway, and queueing writers
         # in Python is far cheaper than letting them collide in SQLite's busy handler.
-        in_memory = parsed.database in (None, "", ":memory:")
-        pool = {} if in_memory else {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        # (``config`` refuses in-memory URLs, whose pool would share one connection.)
+        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         # check_same_thread=False: ``Store`` runs its bulk upserts on this connection from
         # the loop's thread while aiosqlite's worker is idle (see ``store._Upserts.run``).
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
