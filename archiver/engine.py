@@ -117,6 +117,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
     await _gather(worker() for _ in range(source.max_concurrency))
     with urgent():
         await _refresh(source, store, result, now)
+    await store.compact_coverage(source.name, source.account)
 
 
 async def _archive_window(source: Source, store: Store, result: PassResult, span: Span,

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver import metrics
+from archiver import ledger, metrics
 from archiver.db.store import Store
 from archiver.sources.base import Gap, Source
 from archiver.times import rfc3339, utcnow
-
-LEDGER_HOLE = "never fetched (hole in the coverage ledger)"
 
 
 async def source_status(source: Source, store: Store, now: datetime | None = None) -> dict[str, Any]:
@@ -19,7 +17,7 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
     checkpoint = await store.checkpoint(name, account)
     ok, bad = await store.last_runs(name, account)
     gaps = await store.gaps(name, account)
-    holes = coverage_holes(await store.coverage(name, account), checkpoint)
+    holes = ledger.holes(await store.coverage(name, account), checkpoint)
     all_gaps = gaps + [h for h in holes if not any(_inside(h, g) for g in gaps)]
     lag, headroom = _gauges(source, checkpoint, now, len(all_gaps))
     return {
@@ -61,21 +59,6 @@ def retention_headroom(checkpoint: datetime | None, now: datetime, retention: ti
     if checkpoint is None:
         return 0.0
     return (checkpoint + retention - now).total_seconds()
-
-
-def coverage_holes(windows: list[tuple[datetime, datetime]], checkpoint: datetime | None) -> list[Gap]:
-    """Spans between the first fetched window and the checkpoint that no window covered."""
-    holes: list[Gap] = []
-    if not windows:
-        return holes
-    covered_to = windows[0][0]
-    for start, end in sorted(windows):
-        if checkpoint is not None and start >= checkpoint:
-            break
-        if start > covered_to:
-            holes.append(Gap(covered_to, start, LEDGER_HOLE))
-        covered_to = max(covered_to, end)
-    return holes
 
 
 def render_text(statuses: dict[str, dict[str, Any]]) -> str:

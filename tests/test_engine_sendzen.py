@@ -59,6 +59,19 @@ async def test_rerun_adds_nothing_and_asks_only_for_the_tail(store: Store, fake_
     assert await store.count_records("sendzen", "default") == 201
 
 
+async def test_polls_keep_the_coverage_ledger_one_row(store: Store, fake_sendzen: FakeSendZen) -> None:
+    """A daemon's polls each log a window; the pass folds them, so the ledger does not grow."""
+    fill(fake_sendzen, 100)
+    async with aiohttp.ClientSession() as session:
+        source = sendzen_source(session, fake_sendzen.base_url, window_seconds=6 * 3600)
+        first = await run_pass(source, store, kind="backfill")
+        for _ in range(5):
+            await run_pass(source, store)
+    assert first.windows >= 5
+    (covered,) = await store.coverage("sendzen", "default")
+    assert covered[1] - covered[0] >= timedelta(days=7)
+
+
 async def test_late_commit_inside_the_overlap_is_caught(store: Store, fake_sendzen: FakeSendZen) -> None:
     """A record that appears after a pass with an older created_at (within the overlap) is archived."""
     fill(fake_sendzen, 20, days=1)

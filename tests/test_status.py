@@ -1,20 +1,9 @@
 from datetime import datetime, timedelta, timezone
 
-from archiver.status import LEDGER_HOLE, coverage_holes, render_text, retention_headroom
+from archiver.status import render_text, retention_headroom
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
 H = timedelta(hours=1)
-
-
-def test_holes_in_the_ledger_are_found() -> None:
-    windows = [(T, T + H), (T + H, T + 2 * H), (T + 3 * H, T + 4 * H), (T + 3 * H, T + 5 * H)]
-    (hole,) = coverage_holes(windows, checkpoint=T + 5 * H)
-    assert (hole.start, hole.end, hole.reason) == (T + 2 * H, T + 3 * H, LEDGER_HOLE)
-
-
-def test_windows_past_the_checkpoint_are_not_holes_yet() -> None:
-    assert coverage_holes([(T, T + H), (T + 5 * H, T + 6 * H)], checkpoint=T + H) == []
-    assert coverage_holes([], checkpoint=None) == []
 
 
 def test_retention_headroom() -> None:

@@ -18,8 +18,9 @@ from sqlalchemy import Text, and_, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from archiver import jsoncodec
+from archiver import jsoncodec, ledger
 from archiver.db import models as m
+from archiver.ledger import Covered
 from archiver.sources.base import Gap, Record
 from archiver.times import utcnow
 
@@ -173,6 +174,25 @@ class Store:
         query = select(c.c.window_from, c.c.window_to).where(_owned(c, source, account)).order_by(c.c.window_from)
         async with self.engine.connect() as conn:
             return [(a, b) for a, b in await conn.execute(query)]
+
+    async def compact_coverage(self, source: str, account: str) -> int:
+        """Fold ledger rows that overlap or touch into one (see ``archiver.ledger``);
+        the number of rows left. Safe next to another process doing the same: the rows
+        read are locked (PostgreSQL) or the write lock is held (SQLite) until commit."""
+        c = m.coverage
+        query = select(c).where(_owned(c, source, account)).with_for_update()
+        async with self.engine.begin() as conn:
+            await self._upserts.begin(conn)
+            rows = (await conn.execute(query)).all()
+            merged = ledger.merge(Covered(r.window_from, r.window_to, r.records, r.pages, r.finished_at) for r in rows)
+            if len(merged) < len(rows):
+                ids = [r.id for r in rows]
+                for i in range(0, len(ids), 1000):  # the first compaction of a long-lived ledger is large
+                    await conn.execute(c.delete().where(c.c.id.in_(ids[i:i + 1000])))
+                await conn.execute(c.insert(), [
+                    {"source": source, "account": account, "window_from": w.start, "window_to": w.end,
+                     "records": w.records, "pages": w.pages, "finished_at": w.finished_at} for w in merged])
+            return len(merged)
 
     async def export_rows(self, source: str, since: datetime | None, until: datetime | None) -> AsyncIterator[Any]:
         """Records joined to their events, oldest first, streamed from the server."""

@@ -114,3 +114,17 @@ async def test_waiting_for_another_writer_does_not_block_the_event_loop(tmp_path
     finally:
         other.close()
         await engine.dispose()
+
+
+async def test_the_ledger_is_compacted_without_hiding_holes(store: Store) -> None:
+    for hour in [0, 1, 2, 1, 5, 6]:  # 1h is fetched twice (an overlap); 3h..5h never
+        await store.save("s", "default", [], window=Window(T + timedelta(hours=hour), T + timedelta(hours=hour + 1), 2, 1))
+    await store.save("t", "default", [], window=Window(T, T + timedelta(hours=1), 0, 1))
+    assert await store.compact_coverage("s", "default") == 2
+    assert await store.coverage("s", "default") == [(T, T + timedelta(hours=3)), (T + timedelta(hours=5), T + timedelta(hours=7))]
+    async with store.engine.connect() as conn:
+        counts = (await conn.execute(select(m.coverage.c.records, m.coverage.c.pages).where(m.coverage.c.source == "s")
+                                     .order_by(m.coverage.c.window_from))).all()
+    assert [tuple(c) for c in counts] == [(8, 4), (4, 2)]
+    assert await store.coverage("t", "default") == [(T, T + timedelta(hours=1))], "other sources untouched"
+    assert await store.compact_coverage("s", "default") == 2, "idempotent"
