@@ -24,6 +24,7 @@ from archiver.db.store import Store, Window
 from archiver.errors import one_line
 from archiver.planning import Span, Watermark, WindowPlanner, plan_start
 from archiver.ratelimit import urgent
+from archiver.refresh import RefreshSchedule
 from archiver.sources.base import Gap, Page, Record, Source
 from archiver.times import rfc3339, utcnow
 
@@ -62,13 +63,18 @@ async def run_pass(
     until: datetime | None = None,
     observer: Observer | None = None,
     kind: str = "poll",
+    schedule: RefreshSchedule | None = None,
 ) -> PassResult:
-    """Archive one pass; with ``since``/``until``, exactly that range and no checkpoint move."""
+    """Archive one pass; with ``since``/``until``, exactly that range and no checkpoint move.
+
+    ``schedule`` thins out re-reads of records that are not final (the daemon keeps one
+    per source); without it every pending record is re-read.
+    """
     run_id = await store.start_run(source.name, source.account, kind)
     requests_before = source.requests
     result = PassResult(source.name, source.account)
     try:
-        await _pass(source, store, result, now or utcnow(), since, until, observer)
+        await _pass(source, store, result, now or utcnow(), since, until, observer, schedule)
     except BaseException as exc:
         result.requests = source.requests - requests_before
         error = _describe(exc)
@@ -85,8 +91,8 @@ async def run_pass(
     return result
 
 
-async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
-                since: datetime | None, until: datetime | None, observer: Observer | None) -> None:
+async def _pass(source: Source, store: Store, result: PassResult, now: datetime, since: datetime | None,
+                until: datetime | None, observer: Observer | None, schedule: RefreshSchedule | None) -> None:
     explicit = since is not None or until is not None
     if explicit:
         start, end = since or now - source.retention, min(until or now, now)
@@ -116,7 +122,7 @@ async def _pass(source: Source, store: Store, result: PassResult, now: datetime,
 
     await _gather(worker() for _ in range(source.max_concurrency))
     with urgent():
-        await _refresh(source, store, result, now)
+        await _refresh(source, store, result, now, schedule)
     await store.compact_coverage(source.name, source.account)
 
 
@@ -171,15 +177,20 @@ async def _save(source: Source, store: Store, result: PassResult, records: list[
     metrics.RECORDS.labels(source.name).inc(len(records))
 
 
-async def _refresh(source: Source, store: Store, result: PassResult, now: datetime) -> None:
-    """Re-read records that were not final while the provider still serves them."""
-    pending = await store.pending_message_ids(source.name, source.account, now - source.retention)
-    if not pending:
+async def _refresh(source: Source, store: Store, result: PassResult, now: datetime,
+                   schedule: RefreshSchedule | None) -> None:
+    """Re-read records that were not final while the provider still serves them
+    (with a ``schedule``, only those due: see ``archiver.refresh``)."""
+    pending = await store.pending_messages(source.name, source.account, now - source.retention)
+    due = schedule.due(pending, now) if schedule else [message_id for message_id, _ in pending]
+    if not due:
         return
-    async for page in source.refresh(pending):
+    async for page in source.refresh(due):
         records = await _parse(source, store, result, page)
         await _save(source, store, result, records)
         result.refreshed += len(records)
+    if schedule:
+        schedule.checked(due, now)
 
 
 async def _record_gap(source: Source, store: Store, result: PassResult, gap: Gap) -> None:

@@ -19,6 +19,7 @@ from archiver import server
 from archiver.engine import run_pass
 from archiver.errors import ArchiverError, AuthFailed, one_line
 from archiver.leader import leadership_for
+from archiver.refresh import RefreshSchedule
 from archiver.runtime import Runtime
 from archiver.sources.base import Source
 from archiver.status import refresh_metrics
@@ -55,6 +56,7 @@ class Daemon:
         self.runtime = runtime
         now = utcnow()
         self.health = {s.name: Health(s.poll_interval, now) for s in runtime.sources}
+        self._refresh = {s.name: RefreshSchedule(s.poll_interval) for s in runtime.sources}
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._passes: set[asyncio.Task[None]] = set()
         self._leadership = leadership_for(runtime.store.engine)
@@ -89,7 +91,7 @@ class Daemon:
                 log.debug("standing by: another process polls this source", source=source.name)
                 return
             health.standby = False
-            await run_pass(source, self.runtime.store, kind="poll")
+            await run_pass(source, self.runtime.store, kind="poll", schedule=self._refresh[source.name])
             health.last_success, health.last_error = utcnow(), None
             await refresh_metrics(source, self.runtime.store)
         except AuthFailed as exc:

@@ -13,6 +13,7 @@ from archiver.db.store import Store
 from archiver.engine import run_pass
 from archiver.errors import AuthFailed
 from archiver.ratelimit import RateLimiter
+from archiver.refresh import RefreshSchedule
 from archiver.simulator import FakeInfobip, infobip_message, spread
 from archiver.times import utcnow
 from tests.helpers import canonical, infobip_source
@@ -108,6 +109,25 @@ async def test_late_status_updates_and_history(store: Store, fake_infobip: FakeI
         version = await conn.scalar(select(m.records.c.version).where(m.records.c.natural_key == pending[1]))
     assert history == ["PENDING_ENROUTE", "DELIVERED_TO_HANDSET"]
     assert version == 2
+
+
+async def test_a_schedule_rereads_old_pending_messages_rarely(store: Store, fake_infobip: FakeInfobip) -> None:
+    """The daemon's schedule: every pending message at first, then the young ones each poll,
+    and all again once the longest interval (an hour) has passed."""
+    fill(fake_infobip, 40, final_every=2)  # 20 pending, sent over 47 h
+    t0 = utcnow()
+    fake_infobip.add(infobip_message(99, t0 - timedelta(seconds=10)))  # and one pending, sent just now
+    schedule = RefreshSchedule(timedelta(minutes=1))
+    reread = []
+    async with aiohttp.ClientSession() as session:
+        source = infobip_source(session, fake_infobip.base_url, window_seconds=48 * 3600)
+        for at in (t0, t0 + timedelta(minutes=1), t0 + timedelta(minutes=62)):
+            fake_infobip.requests.clear()
+            await run_pass(source, store, now=at, schedule=schedule)
+            reread.append([mid for q in fake_infobip.requests if "messageId" in q for mid in q["messageId"].split(",")])
+    assert len(reread[0]) == 21
+    assert reread[1] == ["MSG-000000099"], "a minute later only the message sent a minute ago is due"
+    assert sorted(reread[2]) == sorted(reread[0])
 
 
 async def test_401_leaves_the_checkpoint_untouched(store: Store, fake_infobip: FakeInfobip) -> None:

@@ -134,14 +134,15 @@ class Store:
         async with self.engine.connect() as conn:
             return [Gap(r.gap_from, r.gap_to, r.reason) for r in await conn.execute(query)]
 
-    async def pending_message_ids(self, source: str, account: str, since: datetime) -> list[str]:
-        """Messages whose latest version is not final and that the provider still serves."""
+    async def pending_messages(self, source: str, account: str, since: datetime) -> list[tuple[str, datetime]]:
+        """Messages whose latest version is not final and that the provider still serves,
+        with when they were sent."""
         e = m.events
-        query = (select(e.c.message_id).distinct()
+        query = (select(e.c.message_id, func.min(e.c.occurred_at))
                  .where(_owned(e, source, account), e.c.is_final.is_(False), e.c.occurred_at >= since)
-                 .order_by(e.c.message_id))
+                 .group_by(e.c.message_id).order_by(e.c.message_id))
         async with self.engine.connect() as conn:
-            return list(await conn.scalars(query))
+            return [(mid, at) for mid, at in await conn.execute(query)]
 
     async def start_run(self, source: str, account: str, kind: str) -> int:
         async with self.engine.begin() as conn:
