@@ -15,5 +15,5 @@ CHECKPOINT_LAG = Gauge("archiver_checkpoint_lag_seconds", "Now minus the checkpo
 RETENTION_HEADROOM = Gauge(
     "archiver_retention_headroom_seconds", "Time until the oldest unarchived moment ages out", ["source"]
 )
-GAPS = Gauge("archiver_gaps", "Recorded gaps in the archive", ["source"])
+GAPS = Gauge("archiver_gaps", "Gaps in the archive: recorded ones and coverage-ledger holes", ["source"])
 LAST_SUCCESS = Gauge("archiver_last_success_timestamp_seconds", "Unix time of the last successful pass", ["source"])

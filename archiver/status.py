@@ -16,9 +16,7 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
     name, account = source.name, source.account
     checkpoint = await store.checkpoint(name, account)
     ok, bad = await store.last_runs(name, account)
-    gaps = await store.gaps(name, account)
-    holes = ledger.holes(await store.coverage(name, account), checkpoint)
-    all_gaps = gaps + [h for h in holes if not any(_inside(h, g) for g in gaps)]
+    all_gaps = await _gaps(store, name, account, checkpoint)
     lag, headroom = _gauges(source, checkpoint, now, len(all_gaps))
     return {
         "account": account,
@@ -33,10 +31,18 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
 
 
 async def refresh_metrics(source: Source, store: Store, now: datetime | None = None) -> None:
-    """The daemon's per-poll gauges: cheap queries only (no row count, no ledger scan)."""
+    """The daemon's per-poll gauges: the same figures as ``status``, without the row count."""
     checkpoint = await store.checkpoint(source.name, source.account)
-    gaps = await store.gaps(source.name, source.account)
+    gaps = await _gaps(store, source.name, source.account, checkpoint)
     _gauges(source, checkpoint, now or utcnow(), len(gaps))
+
+
+async def _gaps(store: Store, name: str, account: str, checkpoint: datetime | None) -> list[Gap]:
+    """Recorded gaps, and holes in the coverage ledger that no recorded gap explains
+    (cheap: passes keep the ledger compacted to a row per stretch between holes)."""
+    gaps = await store.gaps(name, account)
+    holes = ledger.holes(await store.coverage(name, account), checkpoint)
+    return gaps + [h for h in holes if not any(_inside(h, g) for g in gaps)]
 
 
 def _gauges(source: Source, checkpoint: datetime | None, now: datetime, gaps: int) -> tuple[float | None, float]:
