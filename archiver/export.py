@@ -7,13 +7,13 @@ be added; none may be renamed.
 from __future__ import annotations
 
 import csv
-import json
 import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
+from archiver import jsoncodec
 from archiver.db.store import Store
 from archiver.times import rfc3339
 
@@ -30,18 +30,22 @@ FIELDS = CONTRACT_FIELDS + EXTRA_FIELDS + ["raw"]
 
 
 def to_line(source: str, row: Any) -> dict[str, Any]:
-    """One export object: the normalized fields, then ``raw`` as the provider served it."""
+    """One export object's normalized fields (``raw`` is added as stored, see ``export``)."""
     values = row._mapping
     line: dict[str, Any] = {"source": source}
     for name in FIELDS[1:-1]:
         value = values[name]
         line[name] = rfc3339(value) if isinstance(value, datetime) else value
-    line["raw"] = values["raw"]
     return line
 
 
 async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
                  since: datetime | None = None, until: datetime | None = None) -> int:
+    """Write every record of ``source`` (optionally a time range); the count written.
+
+    ``raw`` is the record's stored JSON text, written as is: in JSONL as the last
+    member of each object, in CSV as the column's string.
+    """
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
     if writer:
         writer.writeheader()
@@ -49,9 +53,9 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     async for row in store.export_rows(source, since, until):
         line = to_line(source, row)
         if writer:
-            writer.writerow({**line, "raw": _json(line["raw"])})
+            writer.writerow({**line, "raw": row.raw})
         else:
-            out.write(_json(line) + "\n")
+            out.write(f"{jsoncodec.dumps(line)[:-1]},\"raw\":{row.raw}}}\n")
         count += 1
     return count
 
@@ -69,6 +73,3 @@ def atomic_output(path: str) -> Iterator[TextIO]:
     finally:
         tmp.unlink(missing_ok=True)
 
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

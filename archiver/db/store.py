@@ -208,9 +208,12 @@ class Store:
             return len(merged)
 
     async def export_rows(self, source: str, since: datetime | None, until: datetime | None) -> AsyncIterator[Any]:
-        """Records joined to their events, oldest first, streamed from the server."""
+        """Records joined to their events, oldest first, streamed from the server.
+
+        ``raw`` comes back as the stored JSON text (compact, as written): the export
+        copies it out instead of decoding and re-encoding the largest field."""
         r, e = m.records, m.events
-        query = (select(r.c.raw, r.c.account, *[e.c[c] for c in EVENT_COLUMNS])
+        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, *[e.c[c] for c in EVENT_COLUMNS])
                  .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:
