@@ -1,10 +1,16 @@
 """Export mechanics that the CLI tests do not reach."""
 
+import csv
+import io
+import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from archiver.export import atomic_output
+from archiver.db.store import Store
+from archiver.export import atomic_output, export
+from archiver.sources.base import Event, Record
 
 
 def test_output_appears_only_when_complete(tmp_path: Path) -> None:
@@ -19,3 +25,18 @@ def test_output_appears_only_when_complete(tmp_path: Path) -> None:
     with atomic_output(str(target)) as out:
         out.write("new\n")
     assert target.read_text() == "new\n"
+
+
+async def test_raw_goes_out_as_stored_whatever_its_characters(store: Store) -> None:
+    """raw is copied out as the stored JSON text: quotes, backslashes, emoji, newlines survive."""
+    raw = {"b": "héllo 👋 \"quoted\" \\ back\nslash", "a": [1, 2.5, None, True], "nested": {"z": {}, "y": []}}
+    at = datetime(2024, 5, 1, tzinfo=timezone.utc)
+    await store.save("sendzen", "default", [Record(key="k", at=at, raw=raw, event=Event(text="héllo", occurred_at=at))])
+    jsonl, as_csv = io.StringIO(), io.StringIO()
+    assert await export(store, "sendzen", jsonl) == 1
+    await export(store, "sendzen", as_csv, fmt="csv")
+    (line,) = [json.loads(text) for text in jsonl.getvalue().splitlines()]
+    assert line["raw"] == raw and list(line["raw"]) == ["b", "a", "nested"], "key order as served"
+    assert line["text"] == "héllo" and line["occurred_at"] == "2024-05-01T00:00:00Z" and list(line)[-1] == "raw"
+    (row,) = csv.DictReader(io.StringIO(as_csv.getvalue()))
+    assert json.loads(row["raw"]) == raw and row["text"] == "héllo"
