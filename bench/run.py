@@ -16,7 +16,6 @@ import asyncio
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path

@@ -7,7 +7,6 @@ import json
 from datetime import timedelta
 
 import aiohttp
-import pytest
 
 from archiver.db.store import Store
 from archiver.engine import run_pass

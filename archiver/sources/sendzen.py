@@ -114,6 +114,7 @@ def parse_log(log: dict[str, Any]) -> Record:
     rank = STATUS_RANK.get(event.status or "", -1)
     return Record(key=natural_key(log), at=created, raw=log, event=event, status_rank=rank)
 
+
 def describe_error(body: Any) -> str | None:
     """SendZen's error bodies carry a ``message``."""
     return body.get("message") if isinstance(body, dict) else None
