@@ -49,18 +49,17 @@ class WindowPlanner:
         self._smallest, self._largest = smallest, max(largest, initial)
         self._records, self._seconds = 0, 0.0
         self._last = initial
-        self.windows: list[Span] = []
+        self._started = False
 
     def next(self) -> Span | None:
+        first, self._started = not self._started, True
         if self._cursor >= self._end:
-            if self._cursor == self._end and not self.windows:
-                self.windows.append(Span(self._cursor, self._end))  # a point range is one window
-                return self.windows[-1]
+            if self._cursor == self._end and first:
+                return Span(self._cursor, self._end)  # a point range is one window
             return None
         self._last = self.size()
         span = Span(self._cursor, min(self._cursor + self._last, self._end))
         self._cursor = span.end
-        self.windows.append(span)
         return span
 
     def observe(self, span: Span, records: int) -> None:
