@@ -14,7 +14,7 @@ after a restart, since the schedule lives in its memory.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Iterable, Sequence
 
 LONGEST = timedelta(hours=1)
 
@@ -31,16 +31,15 @@ class RefreshSchedule:
         self._poll = poll
         self._checked: dict[str, datetime] = {}
 
-    def due(self, pending: Iterable[tuple[str, datetime | None]], now: datetime) -> list[str]:
-        """The ids to re-read in the pass at ``now``; forgets records no longer pending."""
+    def due(self, pending: Sequence[tuple[str, datetime]], now: datetime) -> list[str]:
+        """The ids to re-read in the pass at ``now`` (``pending``: id and send time);
+        forgets records no longer pending."""
         slack = self._poll / 2  # polls are not exactly one interval apart
-        pending = list(pending)
         self._checked = {key: self._checked[key] for key, _ in pending if key in self._checked}
         due = []
-        for key, at in pending:
+        for key, sent in pending:
             last = self._checked.get(key)
-            age = now - at if at is not None else timedelta(0)
-            if last is None or now - last + slack >= interval(age, self._poll):
+            if last is None or now - last + slack >= interval(now - sent, self._poll):
                 due.append(key)
         return due
 

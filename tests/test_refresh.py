@@ -17,9 +17,9 @@ def test_interval_grows_with_age_between_the_poll_and_an_hour() -> None:
 
 def test_young_records_every_poll_old_ones_rarely() -> None:
     schedule = RefreshSchedule(MIN)
-    pending = [("young", T - 2 * MIN), ("old", T - 20 * H), ("unknown", None)]
-    assert schedule.due(pending, T) == ["young", "old", "unknown"], "never checked: all due"
-    schedule.checked(["young", "old", "unknown"], T)
+    pending = [("young", T - 2 * MIN), ("old", T - 20 * H)]
+    assert schedule.due(pending, T) == ["young", "old"], "never checked: all due"
+    schedule.checked(["young", "old"], T)
     polls = [T + n * MIN + timedelta(seconds=n % 3) for n in range(1, 61)]  # a minute apart, give or take
     reread: dict[str, list[int]] = {key: [] for key, _ in pending}
     for n, now in enumerate(polls, 1):
@@ -29,7 +29,6 @@ def test_young_records_every_poll_old_ones_rarely() -> None:
             reread[key].append(n)
     assert reread["young"][:8] == list(range(1, 9)), "every poll while under ten minutes old"
     assert 10 < len(reread["young"]) < 60, "then less often"
-    assert reread["unknown"] == list(range(1, 61)), "no send time: treated as new"
     assert reread["old"] == [60], "twenty hours old: hourly"
 
 
