@@ -18,6 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from archiver.errors import one_line
+
 log = structlog.get_logger(__name__)
 
 
@@ -56,7 +58,7 @@ class PostgresLeadership:
             got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
             await conn.commit()
         except (DBAPIError, OSError) as exc:
-            log.warning("lost the leadership connection", source=source, error=str(exc).splitlines()[0])
+            log.warning("lost the leadership connection", source=source, error=one_line(str(exc)))
             await self._reset()
             return False
         if got:
