@@ -12,7 +12,7 @@ from pathlib import Path
 
 from archiver.db.store import Store
 from archiver.export import CONTRACT_FIELDS
-from archiver.simulator import FakeSendZen, sendzen_log, spread
+from archiver.simulator import FakeInfobip, FakeSendZen, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
 from tests.cli_helpers import ARCHIVER, archiver, cli_env, start_daemon, wait_for
 from tests.helpers import canonical, free_port, write_config
@@ -65,6 +65,28 @@ async def test_export_time_range(tmp_path: Path, fake_sendzen: FakeSendZen) -> N
     since = (utcnow() - timedelta(days=3)).isoformat()
     part = await archiver(config, "export", "--source", "sendzen", "--since", since)
     assert 25 <= len(part.stdout.splitlines()) <= 35
+
+
+async def test_backfill_one_source_and_an_exact_range(tmp_path: Path, fake_sendzen: FakeSendZen,
+                                                      fake_infobip: FakeInfobip) -> None:
+    """--source limits the backfill to one provider; --since/--until re-read that range only,
+    leaving the checkpoint where it was (SPEC: backfill)."""
+    seed(fake_sendzen, 60)
+    fake_infobip.add(*(infobip_message(i, utcnow() - timedelta(hours=i + 1)) for i in range(5)))
+    config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url,
+                          infobip=fake_infobip.base_url)
+    done = await archiver(config, "backfill", "--source", "infobip")
+    assert done.code == 0, done.stderr
+    assert fake_sendzen.requests == [] and fake_infobip.requests, "only Infobip was asked"
+
+    now = utcnow()
+    since, until = (now - timedelta(days=3)).isoformat(), (now - timedelta(days=1)).isoformat()
+    done = await archiver(config, "backfill", "--source", "sendzen", "--since", since, "--until", until)
+    assert done.code == 0, done.stderr
+    status = json.loads((await archiver(config, "status", "--json")).stdout)
+    assert status["sendzen"]["checkpoint"] is None, "an explicit range does not move the checkpoint"
+    assert 15 <= status["sendzen"]["rows"] <= 25, "two of the six days: about a third of 60"
+    assert status["infobip"]["rows"] == 5 and status["infobip"]["checkpoint"] is not None
 
 
 async def test_bad_credentials_exit_nonzero_without_touching_checkpoint(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
