@@ -26,7 +26,7 @@ from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
 from archiver.export import atomic_output, export
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
-from archiver.sources import SOURCE_NAMES
+from archiver.sources.registry import SOURCE_NAMES
 from archiver.status import render_text, source_status
 from archiver.times import parse_cli_time
 

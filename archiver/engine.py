@@ -25,7 +25,8 @@ from archiver.errors import one_line
 from archiver.planning import Span, Watermark, WindowPlanner, plan_start
 from archiver.ratelimit import urgent
 from archiver.refresh import RefreshSchedule
-from archiver.sources.base import Gap, Page, Record, Source
+from archiver.domain import Gap, Page, Record
+from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)

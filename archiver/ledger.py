@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from archiver.sources.base import Gap
+from archiver.domain import Gap
 
 LEDGER_HOLE = "never fetched (hole in the coverage ledger)"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from archiver.sources.base import Gap
+from archiver.domain import Gap
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from archiver.config import Config, redact_url
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
 from archiver.errors import ArchiverError, one_line
-from archiver.sources import build_sources
+from archiver.sources.registry import build_sources
 from archiver.sources.base import Source
 
 

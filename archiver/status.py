@@ -7,7 +7,8 @@ from typing import Any
 
 from archiver import ledger, metrics
 from archiver.db.store import Store
-from archiver.sources.base import Gap, Source
+from archiver.domain import Gap
+from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
 

@@ -8,7 +8,7 @@ from typing import Any, AsyncIterator, Sequence
 
 from archiver.db.store import Store
 from archiver.engine import run_pass
-from archiver.sources.base import Event, Page, Record
+from archiver.domain import Event, Page, Record
 
 UTC = timezone.utc
 NOW = datetime(2024, 6, 1, 12, tzinfo=UTC)

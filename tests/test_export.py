@@ -10,7 +10,7 @@ import pytest
 
 from archiver.db.store import Store
 from archiver.export import atomic_output, export
-from archiver.sources.base import Event, Record
+from archiver.domain import Event, Record
 
 
 def test_output_appears_only_when_complete(tmp_path: Path) -> None:

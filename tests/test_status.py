@@ -6,7 +6,7 @@ from prometheus_client import REGISTRY
 from archiver import metrics
 from archiver.db.store import Store, Window
 from archiver.ledger import LEDGER_HOLE
-from archiver.sources.base import Gap
+from archiver.domain import Gap
 from archiver.status import refresh_metrics, render_text, retention_headroom, source_status
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)

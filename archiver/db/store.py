@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from archiver import jsoncodec, ledger
 from archiver.db import models as m
 from archiver.ledger import Covered
-from archiver.sources.base import Gap, Record
+from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
 EVENT_COLUMNS = [c.name for c in m.events.columns if c.name not in ("id", "source", "account", "natural_key")]

@@ -21,7 +21,7 @@ import structlog
 from archiver.config import InfobipConfig
 from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
-from archiver.sources.base import Event, Gap, Page, Record
+from archiver.domain import Event, Gap, Page, Record
 from archiver.times import format_infobip_time, parse_offset_time
 
 log = structlog.get_logger(__name__)

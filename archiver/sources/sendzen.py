@@ -15,7 +15,7 @@ from archiver import jsoncodec
 from archiver.config import SendZenConfig
 from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
-from archiver.sources.base import Event, Page, Record
+from archiver.domain import Event, Page, Record
 from archiver.times import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
 

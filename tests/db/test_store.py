@@ -13,7 +13,7 @@ from sqlalchemy import select
 from archiver.db import models as m
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store, Window, sqlite3_connection
-from archiver.sources.base import Event, Gap, Record
+from archiver.domain import Event, Gap, Record
 
 UTC = timezone.utc
 T = datetime(2024, 5, 1, tzinfo=UTC)
