@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass(slots=True)  # not frozen: built once per record on the hot path, never mutated
 class Event:
-    """The normalized view of one record, shared by all providers (SPEC.md's table)."""
+    """The normalized view of one record, shared by all providers (docs/export-format.md)."""
 
     event_type: str | None = None
     message_id: str | None = None

@@ -1,6 +1,6 @@
 """``archiver export``: one line per archived record, streamed, JSONL or CSV.
 
-The normalized field names are a contract (SPEC.md): scripts read them. Fields may
+The normalized field names are a contract (docs/export-format.md): scripts read them. Fields may
 be added; none may be renamed.
 """
 
