@@ -23,12 +23,12 @@ from archiver import config as config_mod
 from archiver import logs
 from archiver.engine import PassResult, run_pass
 from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
-from archiver.export import atomic_output, export
+from archiver.export import atomic_output, export, export_quarantined
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
 from archiver.sources.registry import SOURCE_NAMES
 from archiver.status import render_text, source_status
-from archiver.times import parse_cli_time
+from archiver.times import parse_cli_time, rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
 EXIT_FAILURE, EXIT_CONFIG, EXIT_AUTH = 1, 2, 3
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_range(exp)
     exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     exp.add_argument("--output", help="file to write (default: stdout)")
+    exp.add_argument("--quarantined", action="store_true",
+                     help="write the records that could not be read (JSONL: raw, reason, seen_at, account)")
     demo = add("demo", help="simulated providers + the daemon on SQLite, no credentials")
     demo.add_argument("--dir", default="demo", help="where the demo's config and database go")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
@@ -85,8 +87,20 @@ def _time(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def range_problem(args: argparse.Namespace) -> str | None:
+    """A range that contradicts itself, or a backfill from the future (refused, exit 2)."""
+    since, until = getattr(args, "since", None), getattr(args, "until", None)
+    if since and until and until < since:
+        return f"--until {rfc3339(until)} is before --since {rfc3339(since)}"
+    if args.command == "backfill" and since and since > utcnow():
+        return f"--since {rfc3339(since)} is in the future: there is nothing to read yet"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if problem := range_problem(args):
+        return _fail(problem, [], EXIT_CONFIG)
     secrets: list[str] = []
     try:
         if args.command == "demo":
@@ -173,11 +187,17 @@ async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int
     async with opened(config) as rt:
         if args.output:
             with atomic_output(args.output) as out:
-                count = await export(rt.store, args.source, out, fmt=args.format, since=args.since, until=args.until)
+                count = await _export(rt.store, args, out)
             log.info("exported", source=args.source, records=count, output=args.output)
         else:
-            await export(rt.store, args.source, sys.stdout, fmt=args.format, since=args.since, until=args.until)
+            await _export(rt.store, args, sys.stdout)
     return 0
+
+
+async def _export(store: Any, args: argparse.Namespace, out: Any) -> int:
+    if args.quarantined:
+        return await export_quarantined(store, args.source, out)
+    return await export(store, args.source, out, fmt=args.format, since=args.since, until=args.until)
 
 
 COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "status": cmd_status, "export": cmd_export}

@@ -57,6 +57,8 @@ class SendZenConfig:
     max_concurrency: int = 4
     window_seconds: int = 3600
     timeout_seconds: float = 30.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    """Answers are abandoned past this many bytes (after decompression): memory stays bounded."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class InfobipConfig:
     application_id: str | None = None
     window_seconds: int = 3600
     timeout_seconds: float = 30.0
+    max_response_bytes: int = 32 * 1024 * 1024
+    """Answers are abandoned past this many bytes (after decompression): memory stays bounded."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,8 @@ def _check(config: Config) -> None:
             raise ConfigError(f"[{name}] api_key is missing (set it in the file or in ${var})")
         if not src.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"[{name}] base_url must start with http:// or https://, got {src.base_url!r}")
-        for key in ("poll_interval_seconds", "requests_per_minute", "window_seconds", "max_concurrency", "page_size"):
+        for key in ("poll_interval_seconds", "requests_per_minute", "window_seconds", "max_concurrency", "page_size",
+                    "max_response_bytes"):
             if getattr(src, key, 1) < 1:
                 raise ConfigError(f"[{name}] {key} must be at least 1")
         if src.overlap_seconds < 0:

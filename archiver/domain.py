@@ -64,7 +64,17 @@ class Gap:
     reason: str
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A served record the archiver cannot read (no usable time or id, a bad shape):
+    kept as served, outside the normalized tables, with the reason."""
+
+    raw: Any
+    reason: str
+
+
 @dataclass
 class Page:
     raws: list[dict[str, Any]]
     gaps: list[Gap] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)

@@ -20,12 +20,13 @@ from typing import Protocol
 import structlog
 
 from archiver import metrics
+from archiver.db.fit import unfit_reason
 from archiver.db.store import Store, Window
-from archiver.errors import one_line
+from archiver.errors import Unreadable, one_line
 from archiver.planning import Span, Watermark, WindowPlanner, plan_start
 from archiver.ratelimit import urgent
 from archiver.refresh import RefreshSchedule
-from archiver.domain import Gap, Page, Record
+from archiver.domain import Gap, Page, Quarantined, Record
 from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
@@ -51,6 +52,7 @@ class PassResult:
     windows: int = 0
     refreshed: int = 0
     unparsed: int = 0
+    quarantined: int = 0
     requests: int = 0
     gaps: list[Gap] = field(default_factory=list)
 
@@ -164,12 +166,44 @@ async def _archive_window(source: Source, store: Store, result: PassResult, span
 async def _parse(source: Source, store: Store, result: PassResult, page: Page) -> list[Record]:
     for gap in page.gaps:
         await _record_gap(source, store, result, gap)
-    records = [source.parse(raw) for raw in page.raws]
+    records, unreadable = [], list(page.quarantined)
+    for raw in page.raws:
+        try:
+            record = source.parse(raw)
+        except Exception as exc:  # one record's surprise must not block its page  # noqa: BLE001
+            unreadable.append(Quarantined(raw, unreadable_reason(exc)))
+            continue
+        unfit = unfit_reason(record)
+        if unfit:
+            unreadable.append(Quarantined(raw, unfit))
+        else:
+            records.append(record)
+    await _quarantine(source, store, result, unreadable)
     unparsed = sum(1 for r in records if r.event.parse_error)
     if unparsed:
         result.unparsed += unparsed
         metrics.UNPARSED.labels(source.name).inc(unparsed)
     return records
+
+
+async def _quarantine(source: Source, store: Store, result: PassResult, items: list[Quarantined]) -> None:
+    """Keep what cannot be read, once, and say why: never its content (personal data)."""
+    if not items:
+        return
+    await store.quarantine.add(source.name, source.account, items)
+    result.quarantined += len(items)
+    metrics.QUARANTINED.labels(source.name, source.account).inc(len(items))
+    for item in items:
+        log.warning("record quarantined", source=source.name, account=source.account, reason=item.reason)
+
+
+def unreadable_reason(exc: Exception) -> str:
+    """A parse failure in words: a source's own ``Unreadable`` says it; anything else is named."""
+    if isinstance(exc, Unreadable):
+        return str(exc)
+    if isinstance(exc, (OverflowError, ValueError)) and "range" in str(exc):
+        return "a time in the record is outside the dates a calendar holds"
+    return "the record does not have the documented shape"
 
 
 async def _save(source: Source, store: Store, result: PassResult, records: list[Record], **extra: object) -> None:

@@ -7,6 +7,8 @@ of "retry it", "stop this source" or "tell the user".
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 def one_line(text: str, limit: int = 500) -> str:
     """The first line of a message, bounded: driver errors can carry whole statements and rows."""
@@ -56,3 +58,20 @@ class TLSFailed(SourceError):
 
 class RetriesExhausted(SourceError):
     """A transient failure outlasted the retry policy."""
+
+
+class RedirectRefused(SourceError):
+    """A 3xx: never followed, so no request, key or parameter reaches another origin."""
+
+
+class ProviderBusy(SourceError):
+    """A 429 asking for a longer wait than the retry budget; ``until`` is when to try again."""
+
+    def __init__(self, message: str, until: datetime) -> None:
+        super().__init__(message)
+        self.until = until
+
+
+class Unreadable(ArchiverError, ValueError):
+    """One served record lacks or garbles what the archiver needs (its time, its id, its
+    shape). It is quarantined as served; retrying cannot heal it."""

@@ -60,6 +60,17 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     return count
 
 
+async def export_quarantined(store: Store, source: str, out: TextIO) -> int:
+    """The quarantine of ``source`` as JSONL (``raw``, ``reason``, ``seen_at``, ``account``),
+    for whoever fixes the parser; ``raw`` is the record as served."""
+    count = 0
+    async for row in store.quarantine.rows(source):
+        line = {"account": row.account, "reason": row.reason, "seen_at": rfc3339(row.seen_at)}
+        out.write(f"{jsoncodec.dumps(line)[:-1]},\"raw\":{row.raw}}}\n")
+        count += 1
+    return count
+
+
 @contextmanager
 def atomic_output(path: str) -> Iterator[TextIO]:
     """A file that appears at ``path`` only once fully written: a failed export leaves

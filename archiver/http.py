@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any, Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -29,15 +32,20 @@ from archiver.errors import (
     AuthFailed,
     BadRequest,
     MalformedResponse,
+    ProviderBusy,
     RateLimited,
+    RedirectRefused,
     RetriesExhausted,
     TLSFailed,
     TransientError,
 )
+from archiver.errors import one_line
 from archiver.ratelimit import RateLimiter
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+READ_CHUNK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,10 @@ class HttpClient:
         policy: RetryPolicy = RetryPolicy(),
         timeout: float = 30.0,
         describe_error: Callable[[Any], str | None] = lambda body: None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._session, self._source, self._limiter = session, source, limiter
+        self._max_bytes = max_response_bytes
         self._policy = policy
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._describe_error = describe_error
@@ -103,9 +113,11 @@ class HttpClient:
         self.requests += 1
         where = f"{self._source}: GET {url}"
         try:
-            async with self._session.get(url, params=params, headers=headers, timeout=self._timeout) as resp:
-                body = await resp.read()
+            async with self._session.get(url, params=params, headers=headers, timeout=self._timeout,
+                                         allow_redirects=False) as resp:
                 metrics.REQUESTS.labels(self._source, str(resp.status)).inc()
+                _refuse_redirect(resp, where)
+                body = await self._read_capped(resp, where)
                 self._raise_for_status(resp, body, where, params)
         except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError) as exc:
             metrics.REQUESTS.labels(self._source, "tls").inc()
@@ -116,11 +128,26 @@ class HttpClient:
             raise TransientError(f"{where} timed out after {self._timeout.total}s") from None
         except aiohttp.ClientError as exc:
             metrics.REQUESTS.labels(self._source, "error").inc()
-            raise TransientError(f"{where} failed: {type(exc).__name__}: {exc}") from None
+            raise TransientError(f"{where} failed: {_describe_client_error(exc)}") from None
         try:
             return jsoncodec.loads(body)
-        except ValueError:
-            raise MalformedResponse(f"{where} returned a body that is not JSON ({len(body)} bytes)") from None
+        except ValueError as exc:
+            raise MalformedResponse(f"{where} returned a body that is not JSON ({len(body)} bytes: {exc})") from None
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, where: str) -> bytes:
+        """The body, counted after decompression and abandoned past ``max_response_bytes``:
+        memory stays bounded whatever the server sends (a gzip bomb inflates chunk by chunk)."""
+        if (resp.content_length or 0) > self._max_bytes:
+            raise MalformedResponse(f"{where} announced {resp.content_length} bytes, more than "
+                                    f"max_response_bytes ({self._max_bytes}); abandoned")
+        chunks, total = [], 0
+        async for chunk in resp.content.iter_chunked(READ_CHUNK):
+            total += len(chunk)
+            if total > self._max_bytes:
+                raise MalformedResponse(f"{where} answered more than max_response_bytes "
+                                        f"({self._max_bytes} bytes, after decompression); abandoned")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     def _raise_for_status(self, resp: aiohttp.ClientResponse, body: bytes, where: str, params: Mapping[str, str]) -> None:
         status = resp.status
@@ -130,16 +157,26 @@ class HttpClient:
         if status in (401, 403):
             raise AuthFailed(f"{where} was refused ({status}): check the API key{detail}")
         if status == 429:
-            retry_after = _retry_after(resp.headers.get("Retry-After"))
-            metrics.RATE_LIMITED.labels(self._source).inc()
-            if self._limiter is not None:
-                self._limiter.pause(retry_after if retry_after is not None else 1.0)
-            raise RateLimited(f"{where} was rate limited (429){detail}", retry_after)
+            self._rate_limited(resp, where, detail)
         if status == 400:
             raise BadRequest(f"{where} rejected the parameters {dict(params)} (400){detail}")
         if status >= 500 or status == 408:
             raise TransientError(f"{where} answered {status}{detail}")
         raise BadRequest(f"{where} answered {status}{detail}")
+
+    def _rate_limited(self, resp: aiohttp.ClientResponse, where: str, detail: str) -> None:
+        """Pause the limiter for Retry-After; a wait beyond the retry budget is not slept
+        through silently but reported, with the time the provider takes requests again."""
+        retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
+        metrics.RATE_LIMITED.labels(self._source).inc()
+        if self._limiter is not None:
+            self._limiter.pause(retry_after if retry_after is not None else 1.0)
+        if retry_after is not None and retry_after > self._policy.max_seconds:
+            until = datetime.now(timezone.utc) + timedelta(seconds=retry_after)
+            raise ProviderBusy(f"{where} was rate limited (429) and asked to wait {retry_after:.0f} s, until "
+                               f"{until.strftime('%Y-%m-%dT%H:%M:%SZ')}: longer than the retry budget "
+                               f"({self._policy.max_seconds:.0f} s){detail}", until)
+        raise RateLimited(f"{where} was rate limited (429){detail}", retry_after)
 
     def _detail(self, body: bytes) -> str:
         try:
@@ -154,8 +191,36 @@ class HttpClient:
         log.warning("retrying request", source=self._source, attempt=state.attempt_number, reason=str(error))
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After in either form: delta-seconds, or an HTTP-date (RFC 9110)."""
+    if value is None:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def _refuse_redirect(resp: aiohttp.ClientResponse, where: str) -> None:
+    """3xx: the request stops here; nothing (key, query) is sent to where it points."""
+    if 300 <= resp.status < 400:
+        target = urlsplit(resp.headers.get("Location", "")).netloc or "the same host"
+        raise RedirectRefused(f"{where} answered {resp.status}, a redirect to {target} — not followed; "
+                              "check base_url")
+
+
+def _describe_client_error(exc: aiohttp.ClientError) -> str:
+    """What went wrong on the wire, in words (payload errors carry their own cause)."""
+    text = one_line(str(exc))
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the answer was cut off or undecodable ({text})" if text else "the answer was cut off"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    return text or "connection error"

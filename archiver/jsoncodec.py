@@ -14,11 +14,28 @@ import orjson
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; raises ``ValueError`` only if the standard library refuses it too."""
+    """Parse JSON; raises ``ValueError`` only if the standard library refuses it too,
+    or for what no type holds (nesting deeper than the parser allows, numbers beyond
+    a double): pathological input is an error, never another exception or ``inf``."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        pass
+    try:
+        return json.loads(data, parse_float=_finite, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError("nested deeper than the parser allows") from None
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:20]} is beyond what a double holds")
+    return value
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
 
 
 def dumps(value: Any) -> str:

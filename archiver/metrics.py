@@ -17,3 +17,5 @@ RETENTION_HEADROOM = Gauge(
 )
 GAPS = Gauge("archiver_gaps", "Gaps in the archive: recorded ones and coverage-ledger holes", ["source"])
 LAST_SUCCESS = Gauge("archiver_last_success_timestamp_seconds", "Unix time of the last successful pass", ["source"])
+QUARANTINED = Counter("archiver_quarantined_records", "Served records that could not be read, kept in quarantine",
+                      ["source", "account"])

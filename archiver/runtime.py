@@ -40,7 +40,11 @@ class Runtime:
 @asynccontextmanager
 async def opened(config: Config) -> AsyncIterator[Runtime]:
     """The database (migrated first: every command may be the first to touch it) and the sources."""
-    engine = create_engine(config.database.url)
+    try:
+        engine = create_engine(config.database.url)
+    except OSError as exc:
+        raise DatabaseUnavailable(f"cannot open the database {redact_url(config.database.url)}: "
+                                  f"{exc.strerror or exc}") from None
     try:
         await migrate_or_explain(config, engine)
         async with aiohttp.ClientSession(raise_for_status=False) as session:

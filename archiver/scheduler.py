@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from archiver import server
 from archiver.engine import run_pass
-from archiver.errors import ArchiverError, AuthFailed, one_line
+from archiver.errors import ArchiverError, AuthFailed, ProviderBusy, one_line
 from archiver.leader import leadership_for
 from archiver.refresh import RefreshSchedule
 from archiver.runtime import Runtime
@@ -37,6 +37,8 @@ class Health:
     last_error: str | None = None
     stopped: bool = False
     standby: bool = False
+    waiting_until: datetime | None = None
+    """The provider asked for a long pause (429 + Retry-After): healthy, not polling, until then."""
 
     def healthy(self, now: datetime) -> bool:
         """Polled successfully within three intervals (or still within its first three).
@@ -45,7 +47,7 @@ class Health:
         """
         if self.stopped:
             return False
-        if self.standby:
+        if self.standby or (self.waiting_until is not None and now <= self.waiting_until):
             return True
         reference = self.last_success or self.started
         return now - reference <= 3 * self.interval
@@ -91,9 +93,13 @@ class Daemon:
                 log.debug("standing by: another process polls this source", source=source.name)
                 return
             health.standby = False
+            if health.waiting_until is not None:
+                log.info("resuming after the provider's pause", source=source.name)
             await run_pass(source, self.runtime.store, kind="poll", schedule=self._refresh[source.name])
-            health.last_success, health.last_error = utcnow(), None
+            health.last_success, health.last_error, health.waiting_until = utcnow(), None, None
             await refresh_metrics(source, self.runtime.store)
+        except ProviderBusy as exc:
+            self._wait_for(source, health, exc)
         except AuthFailed as exc:
             health.last_error, health.stopped = str(exc), True
             log.error("source stopped: credentials refused", source=source.name, error=str(exc))
@@ -106,6 +112,13 @@ class Daemon:
             log.exception("pass crashed; will retry on the next interval", source=source.name)
         finally:
             self._passes.discard(task)  # type: ignore[arg-type]
+
+    def _wait_for(self, source: Source, health: Health, busy: ProviderBusy) -> None:
+        """Skip polls until the provider takes requests again, and say so."""
+        health.last_error, health.waiting_until = one_line(str(busy)), busy.until
+        self._scheduler.modify_job(source.name, next_run_time=busy.until)
+        log.warning("provider asked for a long pause; polling resumes then", source=source.name,
+                    resumes_at=rfc3339(busy.until))
 
     async def _cancel_passes(self) -> None:
         for task in self._passes:

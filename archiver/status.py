@@ -28,6 +28,7 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
         "last_error": _error(bad, ok),
         "gaps": [{"from": rfc3339(g.start), "to": rfc3339(g.end), "reason": g.reason} for g in all_gaps],
         "retention_headroom_seconds": round(headroom, 3),
+        "quarantined": await store.quarantine.count(name, account),
     }
 
 
@@ -72,7 +73,8 @@ def render_text(statuses: dict[str, dict[str, Any]]) -> str:
     lines = []
     for name, st in statuses.items():
         lines.append(f"{name} (account {st['account']})")
-        for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds"):
+        for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds",
+                    "quarantined"):
             value = st[key]
             lines.append(f"  {key:<27} {'-' if value is None else value}")
         lines.append(f"  {'gaps':<27} {len(st['gaps']) or 'none'}")

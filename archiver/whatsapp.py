@@ -11,6 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from archiver import jsoncodec
+from archiver.coerce import boolean as _bool
+from archiver.coerce import integer as _int
+from archiver.coerce import text as _str
 
 STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 """sent < delivered < read; failed is terminal, so it outranks everything."""
@@ -109,20 +112,3 @@ def _dig_raw(obj: Any, *path: str) -> Any:
 
 def _dig(obj: Any, *path: str) -> str | None:
     return _str(_dig_raw(obj, *path))
-
-
-def _str(value: Any) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return str(value)
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _bool(value: Any) -> bool | None:
-    return value if isinstance(value, bool) else None

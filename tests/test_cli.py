@@ -109,7 +109,7 @@ async def test_bad_config_names_the_key(tmp_path: Path) -> None:
     done = await archiver(config, "backfill")
     assert done.code == 2
     assert done.stderr.strip() == ("archiver: unknown key [sendzen] poll_interval (known: account, api_key, base_url, "
-                                   "event_types, max_concurrency, overlap_seconds, page_size, phone_number_id, "
+                                   "event_types, max_concurrency, max_response_bytes, overlap_seconds, page_size, phone_number_id, "
                                    "poll_interval_seconds, requests_per_minute, timeout_seconds, url, window_seconds)")
 
 

@@ -23,9 +23,10 @@ def test_retention_headroom() -> None:
 def test_text_rendering_lists_gaps() -> None:
     text = render_text({"sendzen": {"account": "default", "checkpoint": "2024-05-01T00:00:00Z", "lag_seconds": 3.0,
                                     "rows": 7, "last_success": None, "last_error": None,
-                                    "retention_headroom_seconds": 10.0,
+                                    "retention_headroom_seconds": 10.0, "quarantined": 2,
                                     "gaps": [{"from": "a", "to": "b", "reason": "why"}]}})
     assert "sendzen (account default)" in text and "rows                        7" in text
+    assert "quarantined                 2" in text
     assert "a .. b  why" in text
 
 

@@ -8,6 +8,7 @@ because it holds message content.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from contextlib import contextmanager
@@ -54,8 +55,10 @@ def _create_private_file(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)
+    if not path.parent.is_dir():
+        # Creating it would hide a typo in the path (an archive nobody finds); say so instead.
+        raise FileNotFoundError(errno.ENOENT, f"the directory {path.parent} does not exist")
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 

@@ -182,3 +182,15 @@ runs = Table(
     Column("error", Text),
     Index("ix_runs_source", "source", "account", "started_at"),
 )
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    *_owner(),
+    Column("digest", String(64), nullable=False),  # sha256 of raw: the same bad record is one row
+    Column("raw", Text, nullable=False),  # the record as served, JSON text
+    Column("reason", Text, nullable=False),
+    Column("seen_at", UTCDateTime, nullable=False),
+    UniqueConstraint("source", "account", "digest", name="uq_quarantine_digest"),
+)

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec, ledger
 from archiver.db import models as m
+from archiver.db.quarantine import QuarantineLog
 from archiver.ledger import Covered
 from archiver.domain import Gap, Record
 from archiver.times import utcnow
@@ -52,6 +53,7 @@ class Store:
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._upserts = _Upserts(self._insert, engine.dialect)
         self._sqlite = engine.dialect.name == "sqlite"
+        self.quarantine = QuarantineLog(engine, self._insert)
 
     async def _begin_writing(self, conn: AsyncConnection) -> None:
         """On SQLite, take the write lock first, in aiosqlite's thread: if another process

@@ -18,10 +18,12 @@ from typing import Any, AsyncIterator, Iterator, Sequence
 
 import structlog
 
+from archiver.coerce import integer, text
 from archiver.config import InfobipConfig
 from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
-from archiver.domain import Event, Gap, Page, Record
+from archiver.domain import Event, Gap, Page, Quarantined, Record
+from archiver.paging import PagingGuard
 from archiver.times import format_infobip_time, parse_offset_time
 
 log = structlog.get_logger(__name__)
@@ -53,29 +55,29 @@ class InfobipSource:
         return self.http.requests
 
     async def fetch(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
-        seen: set[str] = set()
-        cursors: set[str] = set()
+        """Newest first, by cursor or by narrowing ``sentUntil``; guarded (``archiver.paging``)."""
+        guard = PagingGuard(self.name, start - MS, end + MS)  # the bounds as requested
         until, cursor = end + MS, None
         while True:
-            results, next_cursor = await self._get_window(start - MS, until, cursor)
-            fresh = [r for r in results if r["messageId"] not in seen]
-            seen.update(r["messageId"] for r in fresh)
-            if len(results) < self.config.page_size:
-                yield Page(fresh)
+            results, unreadable, next_cursor = await self._get_window(start - MS, until, cursor)
+            inside = [r for r in results if guard.in_range(parse_offset_time(r["sentAt"]))]
+            fresh = guard.fresh((r["messageId"], r) for r in inside)
+            full = len(results) + len(unreadable) >= self.config.page_size
+            stop = _why_stop(guard, results, inside, fresh, next_cursor, full)
+            gaps = [guard.gap(stop)] if stop else []
+            if stop or not full:
+                yield Page(fresh, gaps, unreadable)  # type: ignore[arg-type]
                 return
             if next_cursor:
-                if next_cursor in cursors:
-                    raise MalformedResponse(f"infobip: the server repeated cursor {next_cursor[:16]}…")
-                cursors.add(next_cursor)
-                yield Page(fresh)
+                yield Page(fresh, [], unreadable)  # type: ignore[arg-type]
                 cursor = next_cursor
                 continue
             until, gap = narrow(results, until)
-            yield Page(fresh, [gap] if gap else [])
+            yield Page(fresh, [gap] if gap else [], unreadable)  # type: ignore[arg-type]
             if until < start:
                 return
 
-    async def _get_window(self, since: datetime, until: datetime, cursor: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    async def _get_window(self, since: datetime, until: datetime, cursor: str | None) -> PageParts:
         """One window request; an API version that rejects ``useCursor`` is paged by time instead."""
         try:
             return await self.http.get_json(self._url, self._window_params(since, until, cursor),
@@ -91,8 +93,8 @@ class InfobipSource:
     async def refresh(self, message_ids: Sequence[str]) -> AsyncIterator[Page]:
         for batch in id_batches(message_ids):
             params = {"messageId": ",".join(batch), "limit": str(self.config.page_size)}
-            results, _ = await self.http.get_json(self._url, params, self._headers, parse_results)
-            yield Page(results)
+            results, unreadable, _ = await self.http.get_json(self._url, params, self._headers, parse_results)
+            yield Page(results, [], unreadable)
 
     def _window_params(self, since: datetime, until: datetime, cursor: str | None) -> dict[str, str]:
         params = {"sentSince": format_infobip_time(since), "sentUntil": format_infobip_time(until),
@@ -128,21 +130,49 @@ def narrow(results: list[dict[str, Any]], until: datetime) -> tuple[datetime, Ga
     return oldest - MS, Gap(oldest, max(times), reason)
 
 
-def parse_results(body: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """The documented page shape, or ``MalformedResponse`` (which is retried)."""
+def _why_stop(guard: PagingGuard, results: list[Any], inside: list[Any], fresh: list[Any],
+              next_cursor: str | None, full: bool) -> str | None:
+    if len(inside) < len(results):
+        return "served messages outside the requested sentSince..sentUntil"
+    if full and results and not fresh:
+        return "served a page again"
+    if next_cursor and guard.repeated(next_cursor):
+        return "repeated cursor.nextCursor"
+    return None
+
+
+PageParts = tuple[list[dict[str, Any]], list[Quarantined], str | None]
+
+
+def parse_results(body: Any) -> PageParts:
+    """The documented page shape (else ``MalformedResponse``, retried); the entries that can
+    be read, those that cannot (quarantined), and the next cursor if any."""
     results = body.get("results") if isinstance(body, dict) else None
     if not isinstance(results, list):
         raise MalformedResponse("infobip: response has no results list")
+    good, bad = [], []
     for entry in results:
-        if not isinstance(entry, dict) or not isinstance(entry.get("messageId"), str):
-            raise MalformedResponse("infobip: an entry has no messageId")
-        try:
-            parse_offset_time(entry.get("sentAt") or "")
-        except ValueError:
-            raise MalformedResponse(f"infobip: entry {entry['messageId']} has an unreadable sentAt") from None
+        reason = unreadable_reason(entry)
+        if reason:
+            bad.append(Quarantined(entry, reason))
+        else:
+            good.append(entry)
     cursor = body.get("cursor")
     next_cursor = cursor.get("nextCursor") if isinstance(cursor, dict) else None
-    return results, next_cursor if isinstance(next_cursor, str) and next_cursor else None
+    return good, bad, next_cursor if isinstance(next_cursor, str) and next_cursor else None
+
+
+def unreadable_reason(entry: Any) -> str | None:
+    """Why a message cannot be archived (no id, no readable sentAt), or None."""
+    if not isinstance(entry, dict):
+        return "an entry is not an object"
+    if not isinstance(entry.get("messageId"), str) or not entry["messageId"]:
+        return "messageId is missing or not a string"
+    try:
+        parse_offset_time(entry.get("sentAt") if isinstance(entry.get("sentAt"), str) else "")
+    except (ValueError, OverflowError):
+        return "sentAt is missing or not a readable time"
+    return None
 
 
 def id_batches(message_ids: Sequence[str]) -> Iterator[list[str]]:
@@ -183,18 +213,18 @@ def parse_message(raw: dict[str, Any]) -> Record:
         event_type="Outbound Message",
         message_id=raw["messageId"],
         direction="outbound",
-        status=str(status["groupName"]).lower() if status.get("groupName") else None,
-        status_detail=status.get("name"),
+        status=text(status.get("groupName")).lower() if text(status.get("groupName")) else None,
+        status_detail=text(status.get("name")),
         occurred_at=sent_at,
         done_at=_time_or_none(raw.get("doneAt")),
-        sender=raw.get("sender"),
-        recipient=raw.get("destination"),
-        content_type=content.get("type"),
-        text=content.get("text"),
-        error_code=error.get("id") if failed else None,
-        error_title=error.get("name") if failed else None,
+        sender=text(raw.get("sender")),
+        recipient=text(raw.get("destination")),
+        content_type=text(content.get("type")),
+        text=text(content.get("text")),
+        error_code=integer(error.get("id")) if failed else None,
+        error_title=text(error.get("name")) if failed else None,
         price=_float_or_none(price.get("pricePerMessage")),
-        currency=price.get("currency"),
+        currency=text(price.get("currency")),
         is_final=final,
     )
     return Record(key=raw["messageId"], at=sent_at, raw=raw, event=event, status_rank=2 if final else 1)

@@ -23,11 +23,13 @@ def build_sources(config: Config, session: aiohttp.ClientSession, policy: RetryP
     if config.sendzen:
         sz = config.sendzen
         http = HttpClient(session, source="sendzen", limiter=RateLimiter(sz.requests_per_minute, name="sendzen"),
-                          policy=policy, timeout=sz.timeout_seconds, describe_error=sendzen.describe_error)
+                          policy=policy, timeout=sz.timeout_seconds, describe_error=sendzen.describe_error,
+                          max_response_bytes=sz.max_response_bytes)
         sources.append(sendzen.SendZenSource(sz, http))
     if config.infobip:
         ib = config.infobip
         http = HttpClient(session, source="infobip", limiter=RateLimiter(ib.requests_per_minute, name="infobip"),
-                          policy=policy, timeout=ib.timeout_seconds, describe_error=infobip.describe_error)
+                          policy=policy, timeout=ib.timeout_seconds, describe_error=infobip.describe_error,
+                          max_response_bytes=ib.max_response_bytes)
         sources.append(infobip.InfobipSource(ib, http))
     return sources

@@ -8,19 +8,22 @@ body, normalized by ``archiver.whatsapp``.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, Sequence
 
 from archiver import jsoncodec
+from archiver.coerce import text
 from archiver.config import SendZenConfig
 from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
-from archiver.domain import Event, Page, Record
+from archiver.domain import Event, Page, Quarantined, Record
+from archiver.paging import PagingGuard
 from archiver.times import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
 
 KEY_FIELDS = ("project_id", "phone_number_id", "event_type", "created_at", "payload")
 TICKS_DIGITS = 19  # .NET ticks stay below 10**19 until year 31690
+MAX_TICKS = datetime_to_ticks(datetime.max.replace(tzinfo=timezone.utc))
 
 
 class SendZenSource:
@@ -42,16 +45,17 @@ class SendZenSource:
         return self.http.requests
 
     async def fetch(self, start: datetime, end: datetime) -> AsyncIterator[Page]:
+        """Token paging, guarded (see ``archiver.paging``): ends with a gap, never spins."""
         params = self.window_params(start, end)
-        seen_tokens: set[str] = set()
+        guard = PagingGuard(self.name, start, end)
         while True:
-            logs, token = await self.http.get_json(self._url, params, self._headers, parse_logs_page)
-            yield Page(logs)
-            if not token:
+            logs, unreadable, token = await self.http.get_json(self._url, params, self._headers, parse_logs_page)
+            inside = [log for log in logs if guard.in_range(ticks_to_datetime(log["created_at"]))]
+            fresh = guard.fresh((_identity(log), log) for log in inside)
+            stop = _why_stop(guard, logs, inside, fresh, token)
+            yield Page(fresh, [guard.gap(stop)] if stop else [], unreadable)  # type: ignore[arg-type]
+            if stop or not token:
                 return
-            if token in seen_tokens:
-                raise MalformedResponse(f"sendzen: the server repeated next_page_token {token[:16]}…")
-            seen_tokens.add(token)
             params = {**params, "nextPageToken": token}
 
     async def refresh(self, message_ids: Sequence[str]) -> AsyncIterator[Page]:
@@ -77,19 +81,52 @@ class SendZenSource:
         return parse_log(raw)
 
 
-def parse_logs_page(body: Any) -> tuple[list[dict[str, Any]], str | None]:
-    """The documented page shape, or ``MalformedResponse`` (which is retried)."""
+def _identity(log: dict[str, Any]) -> tuple[Any, ...]:
+    """A cheap stand-in for the natural key, to notice a log served twice in one walk."""
+    payload = log.get("payload")
+    return log["created_at"], log.get("event_type"), payload if isinstance(payload, str) else repr(payload)
+
+
+def _why_stop(guard: PagingGuard, logs: list[Any], inside: list[Any], fresh: list[Any], token: str | None) -> str | None:
+    if len(inside) < len(logs):
+        return "served logs outside the requested fromDate..toDate"
+    if logs and not fresh:
+        return "served a page again"
+    if token and guard.repeated(token):
+        return "repeated next_page_token"
+    return None
+
+
+def parse_logs_page(body: Any) -> tuple[list[dict[str, Any]], list[Quarantined], str | None]:
+    """The documented page shape (else ``MalformedResponse``, retried); the logs that can
+    be read, and those that cannot (quarantined: one bad log never blocks the page)."""
     data = body.get("data") if isinstance(body, dict) else None
     logs = data.get("logs") if isinstance(data, dict) else None
     if not isinstance(logs, list):
         raise MalformedResponse("sendzen: response has no data.logs list")
-    for log in logs:
-        if not isinstance(log, dict) or not isinstance(log.get("created_at"), int):
-            raise MalformedResponse("sendzen: a log entry has no integer created_at")
     token = data.get("next_page_token")
     if token is not None and not isinstance(token, str):
         raise MalformedResponse("sendzen: next_page_token is not a string")
-    return logs, token or None
+    good, bad = [], []
+    for log in logs:
+        reason = unreadable_reason(log)
+        if reason:
+            bad.append(Quarantined(log, reason))
+        else:
+            good.append(log)
+    return good, bad, token or None
+
+
+def unreadable_reason(log: Any) -> str | None:
+    """Why a log cannot be archived (it has no usable time), or None."""
+    if not isinstance(log, dict):
+        return "a log entry is not an object"
+    ticks = log.get("created_at")
+    if not isinstance(ticks, int) or isinstance(ticks, bool):
+        return "created_at is not an integer tick count"
+    if not 0 <= ticks <= MAX_TICKS:
+        return "created_at is outside the dates a calendar holds (year 1 to 9999)"
+    return None
 
 
 def natural_key(log: dict[str, Any]) -> str:
@@ -110,7 +147,7 @@ def parse_log(log: dict[str, Any]) -> Record:
     created = ticks_to_datetime(log["created_at"])
     if fields.get("occurred_at") is None:
         fields["occurred_at"] = created  # events with no timestamp of their own happened when logged
-    event = Event(event_type=log.get("event_type"), created_at=created, parse_error=error, **fields)
+    event = Event(event_type=text(log.get("event_type")), created_at=created, parse_error=error, **fields)
     rank = STATUS_RANK.get(event.status or "", -1)
     return Record(key=natural_key(log), at=created, raw=log, event=event, status_rank=rank)
 

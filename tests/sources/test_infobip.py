@@ -85,11 +85,21 @@ class TestHelpers:
         assert describe_error(current) == "E429 Too many requests Slow down"
 
     def test_page_shape_is_checked(self) -> None:
-        for bad in [[], {"results": None}, {"results": [{"sentAt": "2024-01-01T00:00:00.000+0000"}]},
-                    {"results": [{"messageId": "1", "sentAt": "2024-01-01 00:00"}]}]:
+        for bad in [[], {"results": None}, {"results": {}}]:
             with pytest.raises(MalformedResponse):
                 parse_results(bad)
-        assert parse_results({"results": [], "cursor": {"nextCursor": "abc"}}) == ([], "abc")
+        assert parse_results({"results": [], "cursor": {"nextCursor": "abc"}}) == ([], [], "abc")
+
+    def test_unreadable_entries_are_set_aside_not_fatal(self) -> None:
+        """Entries without an id or a readable sentAt are quarantined; the good ones stay."""
+        good = infobip_message(1, T)
+        results, bad, _ = parse_results({"results": [{"sentAt": "2024-01-01T00:00:00.000+0000"}, good,
+                                                     {"messageId": "1", "sentAt": "2024-01-01 00:00"},
+                                                     {"messageId": "2", "sentAt": "99999-01-01T00:00:00.000+0000"}]})
+        assert results == [good]
+        assert [q.reason for q in bad] == ["messageId is missing or not a string",
+                                           "sentAt is missing or not a readable time",
+                                           "sentAt is missing or not a readable time"]
 
 
 async def test_request_shape() -> None:
@@ -127,14 +137,20 @@ async def test_429_is_honoured_and_retried(fake_infobip: FakeInfobip) -> None:
 
 
 async def test_a_repeated_cursor_is_not_an_endless_loop() -> None:
-    page = {"results": [infobip_message(i, T - timedelta(seconds=i)) for i in range(3)],
-            "cursor": {"limit": 3, "nextCursor": "SAME"}}
+    """A cursor served twice ends the walk with a gap; the records of both pages are kept."""
+    def page(first: int) -> dict:
+        return {"results": [infobip_message(i, T - timedelta(seconds=i)) for i in range(first, first + 3)],
+                "cursor": {"limit": 3, "nextCursor": "SAME"}}
+
     with aioresponses() as mocked:
-        mocked.get(URL, payload=page, repeat=True)
+        mocked.get(URL, payload=page(0))
+        mocked.get(URL, payload=page(3), repeat=True)
         async with aiohttp.ClientSession() as session:
             source = infobip_source(session, "https://ib.example", page_size=3)
-            with pytest.raises(MalformedResponse, match="repeated cursor"):
-                [p async for p in source.fetch(T - timedelta(hours=1), T)]
+            pages = [p async for p in source.fetch(T - timedelta(hours=1), T)]
+    assert len([r for p in pages for r in p.raws]) == 6 and source.requests == 2
+    assert [g.reason for p in pages for g in p.gaps] == [
+        "infobip server repeated cursor.nextCursor; paging stopped, the window may be incomplete"]
 
 
 async def test_a_server_that_rejects_use_cursor_is_paged_by_time() -> None:

@@ -91,20 +91,35 @@ async def test_retries_are_bounded() -> None:
 
 
 async def test_repeated_token_is_not_an_endless_loop() -> None:
+    """A token served twice ends the walk with a gap for the window; what was read is kept."""
     with aioresponses() as mocked:
         mocked.get(URL, payload=page([sendzen_log(1, T1)], "SAME"), repeat=True)
+        mocked.get(URL, payload=page([sendzen_log(2, T1)], "SAME"), repeat=True)
         async with aiohttp.ClientSession() as session:
-            with pytest.raises(MalformedResponse, match="repeated"):
-                await collect(sendzen_source(session, BASE))
+            source = sendzen_source(session, BASE)
+            pages = [p async for p in source.fetch(T1, T2)]
+    assert [log for p in pages for log in p.raws] == [sendzen_log(1, T1)]
+    assert [g.reason for p in pages for g in p.gaps] == [
+        "sendzen server served a page again; paging stopped, the window may be incomplete"]
+    assert source.requests == 2
 
 
 class TestParsing:
     def test_page_shape_is_checked(self) -> None:
-        assert parse_logs_page(page([], "")) == ([], None)
-        for bad in [None, [], {"data": None}, {"data": {"logs": {}}}, {"data": {"logs": [{"created_at": "x"}]}},
-                    {"data": {"logs": [], "next_page_token": 5}}]:
+        assert parse_logs_page(page([], "")) == ([], [], None)
+        for bad in [None, [], {"data": None}, {"data": {"logs": {}}}, {"data": {"logs": [], "next_page_token": 5}}]:
             with pytest.raises(MalformedResponse):
                 parse_logs_page(bad)
+
+    def test_unreadable_logs_are_set_aside_not_fatal(self) -> None:
+        """A log without a usable time is quarantined with the reason; its page's good logs stay."""
+        good = sendzen_log(1, T1)
+        logs, bad, _ = parse_logs_page(page([{"created_at": "x"}, good, {"created_at": 10**20}, "text"]))
+        assert logs == [good]
+        assert [q.reason for q in bad] == [
+            "created_at is not an integer tick count",
+            "created_at is outside the dates a calendar holds (year 1 to 9999)",
+            "a log entry is not an object"]
 
     def test_natural_key_is_content_identity(self) -> None:
         log = sendzen_log(1, T1)

@@ -1,0 +1,30 @@
+"""Whether a parsed record fits the archive's columns, checked before it is written.
+
+A provider can serve a 5,000-character message id or an error code beyond 64 bits;
+PostgreSQL would refuse the whole batch for it, and the batch would be retried for
+ever. Such a record is quarantined instead (the engine asks here first).
+"""
+
+from __future__ import annotations
+
+from archiver.coerce import INT64
+from archiver.db import models as m
+from archiver.domain import Record
+
+WIDTHS = [(c.name, c.type.length) for c in m.events.columns
+          if getattr(c.type, "length", None) and c.name not in ("source", "account", "natural_key")]
+KEY_WIDTH = m.records.c.natural_key.type.length
+
+
+def unfit_reason(record: Record) -> str | None:
+    """Why ``record`` cannot be stored as normalized, or None (the common case, cheaply)."""
+    if len(record.key) > KEY_WIDTH:
+        return f"its id is longer than {KEY_WIDTH} characters"
+    event = record.event
+    for name, width in WIDTHS:
+        value = getattr(event, name)
+        if value is not None and len(value) > width:
+            return f"{name} is longer than {width} characters"
+    if event.error_code is not None and event.error_code not in INT64:
+        return "error_code is beyond a 64-bit integer"
+    return None
