@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -15,7 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, AsyncIterator, Sequence
 
 import structlog
 
@@ -59,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     backfill = add("backfill", help="one pass per source up to now, then exit")
     backfill.add_argument("--source", choices=SOURCE_NAMES)
     _add_range(backfill)
-    add("run", help="the daemon: poll every source until SIGTERM/SIGINT")
+    add("run", help="the daemon: poll every source until SIGTERM/SIGINT (and serve [api] if configured)")
+    add("serve", help="the read side only ([api]): provider-compatible endpoints, search API, search page")
     status = add("status", help="per source: checkpoint, lag, rows, gaps, headroom")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     exp = add("export", help="write archived records as JSONL or CSV")
@@ -166,14 +168,49 @@ async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> i
 async def cmd_run(config: config_mod.Config, _args: argparse.Namespace) -> int:
     from archiver.scheduler import Daemon
 
+    stop = _stop_on_signals()
+    async with opened(config) as rt:
+        rt.select(None)
+        async with read_side(config, rt.store):
+            await Daemon(rt).run(stop)
+    return 0
+
+
+async def cmd_serve(config: config_mod.Config, _args: argparse.Namespace) -> int:
+    if config.api is None:
+        raise ConfigError("[api] is missing: add it (host, port, [[api.tokens]]) to serve the read side")
+    stop = _stop_on_signals()
+    async with opened(config) as rt, read_side(config, rt.store):
+        log.info("read side started", listen=f"{config.api.host}:{config.api.port}")
+        await stop.wait()
+    return 0
+
+
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with opened(config) as rt:
-        rt.select(None)
-        await Daemon(rt).run(stop)
-    return 0
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def read_side(config: config_mod.Config, store: Any) -> AsyncIterator[None]:
+    """The API for as long as the block runs, when ``[api]`` is configured."""
+    if config.api is None:
+        yield
+        return
+    from archiver.api.serve import start_api
+
+    try:
+        runner = await start_api(config.api, store.engine)
+    except OSError as exc:
+        raise ArchiverError(f"cannot serve the read side on {config.api.host}:{config.api.port}: "
+                            f"{exc.strerror or exc}") from None
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
@@ -200,4 +237,5 @@ async def _export(store: Any, args: argparse.Namespace, out: Any) -> int:
     return await export(store, args.source, out, fmt=args.format, since=args.since, until=args.until)
 
 
-COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "status": cmd_status, "export": cmd_export}
+COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "serve": cmd_serve,
+            "status": cmd_status, "export": cmd_export}

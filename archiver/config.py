@@ -87,15 +87,34 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    name: str = ""
+    token: str = field(default="", repr=False)
+    token_env: str | None = None
+    accounts: tuple[str, ...] = ()
+    """``"sendzen/shop-eu"``…; empty: every account."""
+    permissions: tuple[str, ...] = ("read",)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tokens: tuple[ApiToken, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = DatabaseConfig()
     sendzen: SendZenConfig | None = None
     infobip: InfobipConfig | None = None
     server: ServerConfig = ServerConfig()
+    api: ApiConfig | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value, so output can be checked (and scrubbed) for them."""
         found = [s.api_key for s in (self.sendzen, self.infobip) if s and s.api_key]
+        found += [t.token for t in (self.api.tokens if self.api else ()) if t.token]
         password = make_url(self.database.url).password if "://" in self.database.url else None
         return found + ([str(password)] if password else [])
 
@@ -121,6 +140,8 @@ def from_dict(data: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> C
     data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
     _apply_env(data, env)
     config = _build(Config, data, "")
+    if config.api is not None:
+        config = dataclasses.replace(config, api=resolve_tokens(config.api, env))
     _check(config)
     return config
 
@@ -149,6 +170,10 @@ def _build(cls: type, table: Any, where: str) -> Any:
 
 def _coerce(hint: Any, value: Any, where: str, key: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is tuple and args and dataclasses.is_dataclass(args[0]):
+        if not isinstance(value, list):
+            raise ConfigError(f"{_key(where, key)} must be an array of tables ([[{where + '.' if where else ''}{key}]])")
+        return tuple(_build(args[0], item, f"{where}.{key}" if where else key) for item in value)
     if dataclasses.is_dataclass(hint) or (args and dataclasses.is_dataclass(args[0])):
         return _build(hint if dataclasses.is_dataclass(hint) else args[0], value, key)
     if origin in (typing.Union, types.UnionType):
@@ -170,6 +195,39 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 def _key(where: str, key: str) -> str:
     return f"[{where}] {key}" if where else key
+
+
+def resolve_tokens(api: ApiConfig, env: Mapping[str, str]) -> ApiConfig:
+    """Read each ``token_env``; an unset or empty variable stops the start, naming both."""
+    resolved = []
+    for token in api.tokens:
+        if token.token_env:
+            value = env.get(token.token_env, "")
+            if not value:
+                raise ConfigError(f"[[api.tokens]] {token.name!r}: token_env {token.token_env} is not set")
+            token = dataclasses.replace(token, token=value)
+        resolved.append(token)
+    return dataclasses.replace(api, tokens=tuple(resolved))
+
+
+def check_api(api: ApiConfig, provider_keys: list[str]) -> None:
+    if not 0 < api.port < 65536:
+        raise ConfigError("[api] port must be between 1 and 65535")
+    names = [t.name for t in api.tokens]
+    for token in api.tokens:
+        where = f"[[api.tokens]] {token.name!r}"
+        if not token.name or names.count(token.name) > 1:
+            raise ConfigError(f"[[api.tokens]] name must be set and unique, got {token.name!r}")
+        if len(token.token) < 24:
+            raise ConfigError(f"{where}: the token must be at least 24 characters (set token or token_env)")
+        if token.token in provider_keys:
+            raise ConfigError(f"{where}: a read token must not be a provider's API key")
+        bad = [a for a in token.accounts if a.partition("/")[0] not in ("sendzen", "infobip") or not a.partition("/")[2]]
+        if bad:
+            raise ConfigError(f"{where}: accounts entry {bad[0]!r} is not \"sendzen/NAME\" or \"infobip/NAME\"")
+        unknown = set(token.permissions) - {"read", "erase"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown permission {sorted(unknown)[0]!r} (known: read, erase)")
 
 
 def _check(config: Config) -> None:
@@ -204,3 +262,5 @@ def _check(config: Config) -> None:
         raise ConfigError("[infobip] page_size must be at most 1000 (the provider's maximum)")
     if not 0 < config.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
+    if config.api is not None:
+        check_api(config.api, provider_keys=[s.api_key for s in (config.sendzen, config.infobip) if s])

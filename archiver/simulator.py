@@ -296,7 +296,8 @@ class FakeInfobip(FakeServer):
         if cursor and q.get("cursor"):
             after = json.loads(base64.b64decode(q["cursor"]))
             high = min(high, bisect.bisect_left(self._index, (parse_offset_time(after[0]), after[1])))
-        keys = [k for k in reversed(self._index[low:high]) if ids is None or k[1] in ids]
+        keys = [k for k in reversed(self._index[low:high])
+                if (ids is None or k[1] in ids) and _infobip_matches(self.messages[k[1]], q)]
         page = keys[:limit]
         body: dict[str, Any] = {"results": [dict(self.messages[k[1]]) for k in page]}
         if cursor:
@@ -306,6 +307,15 @@ class FakeInfobip(FakeServer):
                 body["cursor"]["nextCursor"] = base64.b64encode(
                     json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
         return body
+
+def _infobip_matches(entry: dict[str, Any], q: Any) -> bool:
+    """The documented filters: comma-separated sender, destination, bulkId; generalStatus."""
+    for param, field in (("sender", "sender"), ("destination", "destination"), ("bulkId", "bulkId")):
+        if param in q and entry.get(field) not in q[param].split(","):
+            return False
+    status = entry.get("status") or {}
+    return "generalStatus" not in q or str(status.get("groupName", "")).upper() == q["generalStatus"].upper()
+
 
 def format_offset_time(moment: datetime, offset: str = "+0000") -> str:
     """Infobip's served form, ``2023-02-01T23:15:03.379+0000``, in the account's offset."""

@@ -108,6 +108,8 @@ events = Table(
     UniqueConstraint("source", "account", "natural_key", name="uq_events_key"),
     Index("ix_events_message", "source", "account", "message_id"),
     Index("ix_events_occurred", "source", "account", "occurred_at"),
+    Index("ix_events_sender", "sender"),  # the read side: a customer's messages by number
+    Index("ix_events_recipient", "recipient"),
 )
 
 messages = Table(

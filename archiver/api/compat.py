@@ -1,0 +1,186 @@
+"""Provider-compatible reads: ``GET /v1/logs`` (SendZen) and ``GET /messenger/1/logs``
+(Infobip), from the archive with no retention limit.
+
+Each follows its provider's contract (parameters, limits, shapes, newest-first order,
+paging) so an existing client only changes its base URL and key. The parameter parsing
+is pure (``*_query``); the SQL is keyset-paged and built from bound parameters only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping
+
+from sqlalchemy import Text, and_, cast, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from archiver.api.auth import Reader
+from archiver.api.cursors import Cursors
+from archiver.config import SENDZEN_EVENT_TYPES
+from archiver.db import models as m
+from archiver.sources.sendzen import MAX_TICKS, TICKS_DIGITS
+from archiver.times import parse_offset_time
+
+r, e = m.records, m.events
+SENDZEN_PAGE_MAX, INFOBIP_LIMIT_MAX = 1000, 1000
+"""SendZen's own maximum is 20; up to 1000 is this archive's extension."""
+
+
+class BadParameter(ValueError):
+    """A query parameter the provider would refuse; the message names it."""
+
+
+@dataclass(frozen=True)
+class SendZenQuery:
+    from_ticks: int | None
+    to_ticks: int | None
+    size: int
+    event_types: tuple[str, ...]
+    phone_number_id: str | None
+    url: str | None
+    after: list[Any] | None
+    account: str | None
+
+
+@dataclass(frozen=True)
+class InfobipQuery:
+    since: datetime | None
+    until: datetime | None
+    limit: int
+    lists: dict[str, tuple[str, ...]]
+    general_status: str | None
+    use_cursor: bool
+    after: list[Any] | None
+    account: str | None
+
+
+def sendzen_query(q: Mapping[str, str], cursors: Cursors) -> SendZenQuery:
+    types = tuple(t for t in q.get("eventTypes", "").split(",") if t)
+    if any(t not in SENDZEN_EVENT_TYPES for t in types):
+        raise BadParameter("eventTypes")
+    token = q.get("nextPageToken")
+    return SendZenQuery(_ticks(q, "fromDate"), _ticks(q, "toDate"), _int(q, "pageSize", 20, SENDZEN_PAGE_MAX),
+                        types, q.get("phoneNumberId") or None, q.get("url") or None,
+                        _position(cursors, "sendzen", token, "nextPageToken"), q.get("account") or None)
+
+
+def infobip_query(q: Mapping[str, str], cursors: Cursors) -> InfobipQuery:
+    lists = {}
+    for name in ("sender", "destination", "bulkId", "messageId"):
+        if name in q:
+            if len(q[name]) > 2048:
+                raise BadParameter(name)
+            lists[name] = tuple(v for v in q[name].split(",") if v)
+    use_cursor = q.get("useCursor", "false").lower() == "true"
+    cursor = q.get("cursor") if use_cursor else None
+    return InfobipQuery(_time(q, "sentSince"), _time(q, "sentUntil"), _int(q, "limit", 50, INFOBIP_LIMIT_MAX),
+                        lists, q.get("generalStatus") or None, use_cursor,
+                        _position(cursors, "infobip", cursor, "cursor"), q.get("account") or None)
+
+
+async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery) -> tuple[list[str], list[Any] | None]:
+    """Raw log texts, newest first, and the position after the last (None: no more)."""
+    stmt = _scoped(reader, "sendzen", query.account)
+    if query.from_ticks is not None:
+        stmt = stmt.where(r.c.natural_key >= f"{query.from_ticks:0{TICKS_DIGITS}d}")
+    if query.to_ticks is not None:
+        stmt = stmt.where(r.c.natural_key < f"{query.to_ticks + 1:0{TICKS_DIGITS}d}")
+    if query.event_types:
+        stmt = stmt.where(e.c.event_type.in_(query.event_types))
+    for key, value in (("phone_number_id", query.phone_number_id), ("flyout_url", query.url)):
+        if value is not None:
+            stmt = stmt.where(r.c.raw[key].as_string() == value)
+    if query.after:
+        key, account = query.after
+        stmt = stmt.where(or_(r.c.natural_key < key, and_(r.c.natural_key == key, r.c.account < account)))
+    stmt = stmt.order_by(r.c.natural_key.desc(), r.c.account.desc()).limit(query.size + 1)
+    rows = await _all(engine, stmt)
+    more = len(rows) > query.size
+    rows = rows[: query.size]
+    return [row.raw for row in rows], [rows[-1].natural_key, rows[-1].account] if more else None
+
+
+async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery) -> tuple[list[str], list[Any] | None]:
+    """Each message's latest archived version, newest ``sentAt`` first, and the next position."""
+    stmt = _scoped(reader, "infobip", query.account)
+    if query.since is not None:
+        stmt = stmt.where(r.c.record_at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(r.c.record_at <= query.until)
+    columns = {"sender": e.c.sender, "destination": e.c.recipient, "messageId": r.c.natural_key,
+               "bulkId": r.c.raw["bulkId"].as_string()}
+    for name, values in query.lists.items():
+        stmt = stmt.where(columns[name].in_(values))
+    if query.general_status:
+        stmt = stmt.where(e.c.status == query.general_status.lower())
+    if query.after:
+        at, key, account = datetime.fromisoformat(query.after[0]), query.after[1], query.after[2]
+        stmt = stmt.where(or_(r.c.record_at < at, and_(r.c.record_at == at, or_(
+            r.c.natural_key < key, and_(r.c.natural_key == key, r.c.account < account)))))
+    stmt = stmt.order_by(r.c.record_at.desc(), r.c.natural_key.desc(), r.c.account.desc()).limit(query.limit + 1)
+    rows = await _all(engine, stmt)
+    more = len(rows) > query.limit
+    rows = rows[: query.limit]
+    last = rows[-1] if rows else None
+    return [row.raw for row in rows], [last.record_at.isoformat(), last.natural_key, last.account] if more else None
+
+
+def _scoped(reader: Reader, source: str, account: str | None) -> Any:
+    stmt = (select(cast(r.c.raw, Text).label("raw"), r.c.natural_key, r.c.account, r.c.record_at)
+            .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
+            .where(reader.scope(r, source)))
+    return stmt.where(r.c.account == account) if account else stmt
+
+
+async def _all(engine: AsyncEngine, stmt: Any) -> list[Any]:
+    async with engine.connect() as conn:
+        return list(await conn.execute(stmt))
+
+
+def _int(q: Mapping[str, str], name: str, default: int, most: int) -> int:
+    if name not in q:
+        return default
+    try:
+        value = int(q[name])
+    except ValueError:
+        raise BadParameter(name) from None
+    if not 1 <= value <= most:
+        raise BadParameter(name)
+    return value
+
+
+def _ticks(q: Mapping[str, str], name: str) -> int | None:
+    if name not in q:
+        return None
+    try:
+        value = int(q[name])
+    except ValueError:
+        raise BadParameter(name) from None
+    if not 0 <= value <= MAX_TICKS:
+        raise BadParameter(name)
+    return value
+
+
+def _time(q: Mapping[str, str], name: str) -> datetime | None:
+    if name not in q:
+        return None
+    try:
+        return parse_offset_time(q[name])
+    except (ValueError, OverflowError):
+        raise BadParameter(name) from None
+
+
+def _position(cursors: Cursors, kind: str, token: str | None, name: str) -> list[Any] | None:
+    if not token:
+        return None
+    try:
+        position = cursors.read(kind, token)
+    except ValueError:
+        raise BadParameter(name) from None
+    if not isinstance(position, list) or not all(isinstance(p, str) for p in position):
+        raise BadParameter(name)
+    return position
+
+
+__all__ = ["BadParameter", "infobip_page", "infobip_query", "sendzen_page", "sendzen_query"]
