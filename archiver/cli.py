@@ -25,6 +25,9 @@ from archiver import logs
 from archiver.engine import PassResult, run_pass
 from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
 from archiver.export import atomic_output, export, export_quarantined
+from archiver.lifecycle.erase import erase_phone
+from archiver.lifecycle.prune import prune
+from archiver.lifecycle.subjects import normalise
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
 from archiver.sources.registry import SOURCE_NAMES
@@ -64,13 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("serve", help="the read side only ([api]): provider-compatible endpoints, search API, search page")
     status = add("status", help="per source: checkpoint, lag, rows, gaps, headroom")
     status.add_argument("--json", action="store_true", help="machine-readable output")
-    exp = add("export", help="write archived records as JSONL or CSV")
-    exp.add_argument("--source", choices=SOURCE_NAMES, required=True)
+    exp = add("export", help="write archived records as JSONL, CSV or Parquet")
+    exp.add_argument("--source", choices=SOURCE_NAMES, help="required for jsonl/csv; parquet: all sources if omitted")
     _add_range(exp)
-    exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    exp.add_argument("--output", help="file to write (default: stdout)")
+    exp.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
+    exp.add_argument("--output", help="file to write (default: stdout); for parquet, the directory")
     exp.add_argument("--quarantined", action="store_true",
                      help="write the records that could not be read (JSONL: raw, reason, seen_at, account)")
+    add("prune", help="delete records older than [archive] keep_days, with their events and messages")
+    erase = add("erase", help="the right to be forgotten: delete every record of a phone number")
+    erase.add_argument("--phone", required=True, help="the number, e.g. '+49 170 1234567'")
+    erase.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
     demo = add("demo", help="simulated providers + the daemon on SQLite, no credentials")
     demo.add_argument("--dir", default="demo", help="where the demo's config and database go")
     demo.add_argument("--seconds", type=float, default=0, help="stop after this long (0: until Ctrl-C)")
@@ -89,6 +96,20 @@ def _time(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def argument_problem(args: argparse.Namespace) -> str | None:
+    """Arguments that contradict each other (refused before anything runs, exit 2)."""
+    if args.command == "export" and args.format != "parquet" and not args.source:
+        return f"--source is required for --format {args.format}"
+    if args.command == "export" and args.format == "parquet" and not args.output:
+        return "--output DIR is required for --format parquet"
+    if args.command == "erase":
+        try:
+            normalise(args.phone)
+        except ValueError as exc:
+            return f"--phone: {exc}"
+    return range_problem(args)
+
+
 def range_problem(args: argparse.Namespace) -> str | None:
     """A range that contradicts itself, or a backfill from the future (refused, exit 2)."""
     since, until = getattr(args, "since", None), getattr(args, "until", None)
@@ -101,7 +122,7 @@ def range_problem(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if problem := range_problem(args):
+    if problem := argument_problem(args):
         return _fail(problem, [], EXIT_CONFIG)
     secrets: list[str] = []
     try:
@@ -203,7 +224,8 @@ async def read_side(config: config_mod.Config, store: Any) -> AsyncIterator[None
     from archiver.api.serve import start_api
 
     try:
-        runner = await start_api(config.api, store.engine)
+        runner = await start_api(config.api, store.engine,
+                                 eraser=lambda phone: erase_phone(store.engine, phone))
     except OSError as exc:
         raise ArchiverError(f"cannot serve the read side on {config.api.host}:{config.api.port}: "
                             f"{exc.strerror or exc}") from None
@@ -215,19 +237,44 @@ async def read_side(config: config_mod.Config, store: Any) -> AsyncIterator[None
 
 async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
     async with opened(config) as rt:
-        statuses = {s.name: await source_status(s, rt.store) for s in rt.select(None)}
+        statuses = {s.name: await source_status(s, rt.store, keep_days=config.archive.keep_days)
+                    for s in rt.select(None)}
     print(json.dumps(statuses, indent=2) if args.json else render_text(statuses))
     return 0
 
 
 async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int:
     async with opened(config) as rt:
-        if args.output:
+        if args.format == "parquet":
+            from archiver.parquet import export_parquet  # pyarrow loads only when asked for
+
+            sources = [args.source] if args.source else list(SOURCE_NAMES)
+            count = await export_parquet(rt.store, sources, Path(args.output), since=args.since, until=args.until)
+            log.info("exported", format="parquet", records=count, output=args.output)
+        elif args.output:
             with atomic_output(args.output) as out:
                 count = await _export(rt.store, args, out)
             log.info("exported", source=args.source, records=count, output=args.output)
         else:
             await _export(rt.store, args, sys.stdout)
+    return 0
+
+
+async def cmd_prune(config: config_mod.Config, _args: argparse.Namespace) -> int:
+    async with opened(config) as rt:
+        counts = await prune(rt.store.engine, config.archive.keep_days)
+    if not config.archive.keep_days:
+        print("[archive] keep_days is 0 (keep forever): nothing pruned")
+    else:
+        print("pruned " + ", ".join(f"{table}: {n}" for table, n in counts.items()))
+    return 0
+
+
+async def cmd_erase(config: config_mod.Config, args: argparse.Namespace) -> int:
+    async with opened(config) as rt:
+        counts = await erase_phone(rt.store.engine, args.phone, dry_run=args.dry_run)
+    verb = "would erase" if args.dry_run else "erased"
+    print(f"{verb} " + ", ".join(f"{table}: {n}" for table, n in counts.items()))
     return 0
 
 
@@ -238,4 +285,4 @@ async def _export(store: Any, args: argparse.Namespace, out: Any) -> int:
 
 
 COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "serve": cmd_serve,
-            "status": cmd_status, "export": cmd_export}
+            "status": cmd_status, "export": cmd_export, "prune": cmd_prune, "erase": cmd_erase}

@@ -87,6 +87,12 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    keep_days: int = 0
+    """Records older than this many days are pruned and never archived; 0 keeps forever."""
+
+
+@dataclass(frozen=True)
 class ApiToken:
     name: str = ""
     token: str = field(default="", repr=False)
@@ -110,6 +116,7 @@ class Config:
     infobip: InfobipConfig | None = None
     server: ServerConfig = ServerConfig()
     api: ApiConfig | None = None
+    archive: ArchiveConfig = ArchiveConfig()
 
     def secrets(self) -> list[str]:
         """Every secret value, so output can be checked (and scrubbed) for them."""
@@ -262,5 +269,7 @@ def _check(config: Config) -> None:
         raise ConfigError("[infobip] page_size must be at most 1000 (the provider's maximum)")
     if not 0 < config.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
+    if not 0 <= config.archive.keep_days <= 36_500:
+        raise ConfigError(f"[archive] keep_days must be between 0 (keep forever) and 36500, got {config.archive.keep_days}")
     if config.api is not None:
         check_api(config.api, provider_keys=[s.api_key for s in (config.sendzen, config.infobip) if s])

@@ -73,6 +73,7 @@ async def run_pass(
     ``schedule`` thins out re-reads of records that are not final (the daemon keeps one
     per source); without it every pending record is re-read.
     """
+    await store.admission.refresh(store.engine)  # erasures made since the last pass take effect
     run_id = await store.start_run(source.name, source.account, kind)
     requests_before = source.requests
     result = PassResult(source.name, source.account)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from archiver.config import Config, redact_url
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
+from archiver.lifecycle.admission import Admission
 from archiver.errors import ArchiverError, one_line
 from archiver.sources.registry import build_sources
 from archiver.sources.base import Source
@@ -48,7 +49,7 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
     try:
         await migrate_or_explain(config, engine)
         async with aiohttp.ClientSession(raise_for_status=False) as session:
-            yield Runtime(config, Store(engine), build_sources(config, session))
+            yield Runtime(config, Store(engine, Admission(config.archive.keep_days)), build_sources(config, session))
     finally:
         await engine.dispose()
 

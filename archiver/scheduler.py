@@ -19,6 +19,7 @@ from archiver import server
 from archiver.engine import run_pass
 from archiver.errors import ArchiverError, AuthFailed, ProviderBusy, one_line
 from archiver.leader import leadership_for
+from archiver.lifecycle.prune import prune
 from archiver.refresh import RefreshSchedule
 from archiver.runtime import Runtime
 from archiver.sources.base import Source
@@ -26,6 +27,8 @@ from archiver.status import refresh_metrics
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
+PRUNE_RUN = ("archive", "prune")
+"""The runs table's (source, account) for the daily prune: status reads the next one from it."""
 STOP_TIMEOUT_SECONDS = 8.0
 
 
@@ -71,6 +74,9 @@ class Daemon:
             self._scheduler.add_job(self._poll, "interval", args=[source], id=source.name,
                                     seconds=source.poll_interval.total_seconds(), next_run_time=utcnow(),
                                     max_instances=1, coalesce=True, misfire_grace_time=None)
+        if self.runtime.config.archive.keep_days:
+            self._scheduler.add_job(self._prune, "interval", id="prune", hours=24, next_run_time=utcnow(),
+                                    max_instances=1, coalesce=True, misfire_grace_time=None)
         self._scheduler.start()
         try:
             await stop.wait()
@@ -112,6 +118,19 @@ class Daemon:
             log.exception("pass crashed; will retry on the next interval", source=source.name)
         finally:
             self._passes.discard(task)  # type: ignore[arg-type]
+
+    async def _prune(self) -> None:
+        """Retention, once a day: batches keep polling and reads going meanwhile."""
+        store = self.runtime.store
+        run_id = await store.start_run(*PRUNE_RUN, "prune")
+        try:
+            counts = await prune(store.engine, self.runtime.config.archive.keep_days)
+        except Exception as exc:  # the daemon outlives a failed prune; tomorrow's tries again
+            await store.finish_run(run_id, ok=False, records=0, requests=0, error=one_line(str(exc)))
+            log.error("prune failed; will try again tomorrow", error=one_line(str(exc)))
+            return
+        await store.finish_run(run_id, ok=True, records=counts["records"], requests=0)
+        log.info("pruned", keep_days=self.runtime.config.archive.keep_days, **counts)
 
     def _wait_for(self, source: Source, health: Health, busy: ProviderBusy) -> None:
         """Skip polls until the provider takes requests again, and say so."""

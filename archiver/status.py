@@ -8,11 +8,12 @@ from typing import Any
 from archiver import ledger, metrics
 from archiver.db.store import Store
 from archiver.domain import Gap
+from archiver.lifecycle.prune import oldest_record
 from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
 
-async def source_status(source: Source, store: Store, now: datetime | None = None) -> dict[str, Any]:
+async def source_status(source: Source, store: Store, now: datetime | None = None, keep_days: int = 0) -> dict[str, Any]:
     now = now or utcnow()
     name, account = source.name, source.account
     checkpoint = await store.checkpoint(name, account)
@@ -29,7 +30,17 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
         "gaps": [{"from": rfc3339(g.start), "to": rfc3339(g.end), "reason": g.reason} for g in all_gaps],
         "retention_headroom_seconds": round(headroom, 3),
         "quarantined": await store.quarantine.count(name, account),
+        "oldest_record": rfc3339(await oldest_record(store.engine, name, account)),
+        "next_prune": await next_prune(store, keep_days),
     }
+
+
+async def next_prune(store: Store, keep_days: int) -> str | None:
+    """A day after the daemon's last prune (None: retention is off, or no prune ran yet)."""
+    if not keep_days:
+        return None
+    ok, _ = await store.last_runs("archive", "prune")
+    return rfc3339(ok.finished_at + timedelta(days=1)) if ok else None
 
 
 async def refresh_metrics(source: Source, store: Store, now: datetime | None = None) -> None:
@@ -74,8 +85,8 @@ def render_text(statuses: dict[str, dict[str, Any]]) -> str:
     for name, st in statuses.items():
         lines.append(f"{name} (account {st['account']})")
         for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds",
-                    "quarantined"):
-            value = st[key]
+                    "quarantined", "oldest_record", "next_prune"):
+            value = st.get(key)
             lines.append(f"  {key:<27} {'-' if value is None else value}")
         lines.append(f"  {'gaps':<27} {len(st['gaps']) or 'none'}")
         lines.extend(f"    {g['from']} .. {g['to']}  {g['reason']}" for g in st["gaps"])

@@ -196,3 +196,26 @@ quarantine = Table(
     Column("seen_at", UTCDateTime, nullable=False),
     UniqueConstraint("source", "account", "digest", name="uq_quarantine_digest"),
 )
+
+archive_secrets = Table(
+    "archive_secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),  # e.g. the tombstones' HMAC key, generated once per database
+)
+
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # HMAC-SHA-256 of an erased number, never the number
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+erasure_log = Table(
+    "erasure_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("erased_at", UTCDateTime, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("counts", Text, nullable=False),  # JSON: rows removed per table
+)

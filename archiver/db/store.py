@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from archiver import jsoncodec, ledger
 from archiver.db import models as m
 from archiver.db.quarantine import QuarantineLog
+from archiver.lifecycle.admission import Admission
 from archiver.ledger import Covered
 from archiver.domain import Gap, Record
 from archiver.times import utcnow
@@ -48,8 +49,10 @@ class Window:
 
 
 class Store:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, admission: Admission | None = None) -> None:
         self.engine = engine
+        self.admission = admission or Admission()
+        """What retention and erasure forbid never enters (see ``archiver.lifecycle.admission``)."""
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         self._upserts = _Upserts(self._insert, engine.dialect)
         self._sqlite = engine.dialect.name == "sqlite"
@@ -73,6 +76,7 @@ class Store:
     ) -> None:
         """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
         now = utcnow()
+        records = self.admission.admit(records, now)
         async with self.engine.begin() as conn:
             await self._begin_writing(conn)
             if records:
@@ -215,7 +219,7 @@ class Store:
         ``raw`` comes back as the stored JSON text (compact, as written): the export
         copies it out instead of decoding and re-encoding the largest field."""
         r, e = m.records, m.events
-        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, *[e.c[c] for c in EVENT_COLUMNS])
+        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *[e.c[c] for c in EVENT_COLUMNS])
                  .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:

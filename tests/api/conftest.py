@@ -11,6 +11,7 @@ import pytest
 from archiver.api.serve import start_api
 from archiver.config import ApiConfig, ApiToken
 from archiver.db.store import Store
+from archiver.lifecycle.erase import erase_phone
 from tests.helpers import free_port
 
 EVERYTHING = "read-everything-token-0123456789"
@@ -41,7 +42,7 @@ def api_config(port: int) -> ApiConfig:
 @pytest.fixture
 async def read_side(store: Store) -> AsyncIterator[ReadSide]:
     port = free_port()
-    runner = await start_api(api_config(port), store.engine)
+    runner = await start_api(api_config(port), store.engine, eraser=lambda phone: erase_phone(store.engine, phone))
     async with aiohttp.ClientSession() as session:
         yield ReadSide(f"http://127.0.0.1:{port}", session)
     await runner.cleanup()

@@ -153,6 +153,17 @@ class TestAccess:
         assert await table_digest(archive) == before
 
 
+    async def test_an_erase_token_erases_the_subject(self, archive: Store, read_side: ReadSide) -> None:
+        """DELETE with the erase permission: counts per table, never cached, and she is gone from search."""
+        url = f"{read_side.base_url}/api/v1/subjects/+49%20170%20123-4567"
+        async with read_side.session.delete(url, headers={"Authorization": f"Bearer {ERASER}"}) as resp:
+            assert resp.status == 200 and resp.headers["Cache-Control"] == "no-store"
+            erased = (await resp.json())["erased"]
+        assert erased["records"] == 5 and erased["messages"] == 3
+        status, body = await read_side.get("/api/v1/messages", phone="491701234567")
+        assert body["messages"] == []
+
+
 class TestHostileParameters:
     @pytest.mark.parametrize("params", [
         {"phone": "1' OR '1'='1"}, {"message_id": "x'; DROP TABLE records; --"}, {"limit": "100000"},

@@ -1,0 +1,122 @@
+"""``archiver erase --phone``: the right to be forgotten.
+
+Every record in which the number is the sender or the recipient (Infobip ``sender`` and
+``destination``; WhatsApp ``from``, whose ``wa_id`` it is, and ``recipient_id``) goes,
+with every event, message, status row and quarantined record of it, across providers
+and accounts. The tombstone is written first: a poll racing the erasure, or a crash
+half-way, can never bring the person back, and a re-run finishes the job. Each batch
+of messages is deleted in one transaction, so no message is ever left half-erased.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from archiver import jsoncodec
+from archiver.db import models as m
+from archiver.lifecycle.subjects import database_key, digest, normalise
+from archiver.times import utcnow
+
+BATCH = 500
+"""Messages per transaction (each with all of its records)."""
+TABLES = ("records", "events", "messages", "status_history", "quarantine")
+e, r = m.events, m.records
+
+
+async def erase_phone(engine: AsyncEngine, phone: str, *, dry_run: bool = False) -> dict[str, int]:
+    """Rows removed per table (with ``dry_run``: rows that would be); idempotent."""
+    digits = normalise(phone)
+    counts = dict.fromkeys(TABLES, 0)
+    if not dry_run:
+        await _tombstone(engine, digits)
+    seen = 0  # a dry run deletes nothing, so it pages past what it counted
+    while True:
+        async with engine.begin() as conn:
+            batch = await _next_batch(conn, digits, offset=seen if dry_run else 0)
+            if not batch:
+                break
+            _add(counts, await _erase_batch(conn, batch, dry_run))
+            seen += len(batch)
+    _add(counts, await _erase_quarantine(engine, digits, dry_run))
+    if not dry_run:
+        await _log(engine, digits, counts)
+    return counts
+
+
+async def _next_batch(conn: AsyncConnection, digits: str, offset: int) -> list[tuple[str, str, str | None, str]]:
+    """(source, account, message_id, natural_key) of events naming the number."""
+    numbers = [digits, f"+{digits}"]
+    rows = await conn.execute(select(e.c.source, e.c.account, e.c.message_id, e.c.natural_key)
+                              .where(or_(e.c.sender.in_(numbers), e.c.recipient.in_(numbers)))
+                              .order_by(e.c.id).offset(offset).limit(BATCH))
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -> dict[str, int]:
+    """The batch's messages whole: every event of them (statuses too), their records,
+    their current status and history."""
+    messages = {(s, a, mid) for s, a, mid, _ in batch if mid}
+    keys = {(s, a, k) for s, a, _, k in batch}
+    if messages:
+        keys |= {tuple(row) for row in await conn.execute(  # type: ignore[misc]
+            select(e.c.source, e.c.account, e.c.natural_key)
+            .where(tuple_(e.c.source, e.c.account, e.c.message_id).in_(list(messages))))}
+    targets = {
+        "records": (r, tuple_(r.c.source, r.c.account, r.c.natural_key).in_(list(keys))),
+        "events": (e, tuple_(e.c.source, e.c.account, e.c.natural_key).in_(list(keys))),
+        "messages": (m.messages, tuple_(m.messages.c.source, m.messages.c.account, m.messages.c.message_id)
+                     .in_(list(messages) or [("", "", "")])),
+        "status_history": (m.status_history, tuple_(m.status_history.c.source, m.status_history.c.account,
+                                                    m.status_history.c.message_id).in_(list(messages) or [("", "", "")])),
+    }
+    return {name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}
+
+
+async def _remove(conn: AsyncConnection, table: Any, where: Any, dry_run: bool) -> int:
+    if dry_run:
+        return int(await conn.scalar(select(func.count()).select_from(table).where(where)) or 0)
+    return int((await conn.execute(delete(table).where(where))).rowcount or 0)
+
+
+async def _erase_quarantine(engine: AsyncEngine, digits: str, dry_run: bool) -> dict[str, int]:
+    """Quarantined records are unreadable by definition: the number is looked for in the
+    raw text itself, as a whole number (not inside a longer one)."""
+    q = m.quarantine
+    async with engine.begin() as conn:
+        rows = list(await conn.execute(select(q.c.id, q.c.raw).where(q.c.raw.contains(digits))))
+        ids = [row.id for row in rows if _names(row.raw, digits)]
+        if ids and not dry_run:
+            await conn.execute(delete(q).where(q.c.id.in_(ids)))
+    return {"quarantine": len(ids)}
+
+
+def _names(raw: str, digits: str) -> bool:
+    return re.search(rf"(?<!\d)\+?{digits}(?!\d)", raw) is not None
+
+
+async def _tombstone(engine: AsyncEngine, digits: str) -> None:
+    async with engine.begin() as conn:
+        mark = digest(await database_key(conn), digits)
+        exists = await conn.scalar(select(func.count()).select_from(m.tombstones).where(m.tombstones.c.digest == mark))
+        if not exists:
+            await conn.execute(m.tombstones.insert().values(digest=mark, created_at=utcnow()))
+
+
+async def _log(engine: AsyncEngine, digits: str, counts: dict[str, int]) -> None:
+    """The auditor's record: when, whom (by keyed hash only), how much."""
+    async with engine.begin() as conn:
+        mark = digest(await database_key(conn), digits)
+        await conn.execute(m.erasure_log.insert().values(erased_at=utcnow(), digest=mark,
+                                                         counts=jsoncodec.dumps(counts)))
+
+
+def _add(total: dict[str, int], more: dict[str, int]) -> None:
+    for name, count in more.items():
+        total[name] += count
+
+
+__all__ = ["erase_phone"]

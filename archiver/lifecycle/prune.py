@@ -1,0 +1,67 @@
+"""Retention: records older than ``keep_days`` leave the archive, with their events,
+messages and status history.
+
+Batches of at most ``BATCH`` records per transaction, so polling and reads go on while a
+large prune runs. A message goes once none of its events is left: a crash between
+batches leaves every remaining message with its records, and a re-run finishes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from archiver.db import models as m
+from archiver.times import utcnow
+
+BATCH = 10_000
+e, r = m.events, m.records
+
+
+async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Rows deleted per table; a no-op when ``keep_days`` is 0 (keep forever)."""
+    counts = {"records": 0, "events": 0, "messages": 0, "status_history": 0}
+    if keep_days <= 0:
+        return counts
+    cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    while True:
+        async with engine.begin() as conn:
+            batch = list(await conn.execute(
+                select(e.c.source, e.c.account, e.c.natural_key, e.c.message_id)
+                .where(func.coalesce(e.c.occurred_at, e.c.created_at) < cutoff).limit(BATCH)))
+            if not batch:
+                return counts
+            for name, count in (await _delete_batch(conn, batch)).items():
+                counts[name] += count
+
+
+async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
+    keys = [(b.source, b.account, b.natural_key) for b in batch]
+    messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
+    done = {
+        "events": await _delete(conn, e, tuple_(e.c.source, e.c.account, e.c.natural_key).in_(keys)),
+        "records": await _delete(conn, r, tuple_(r.c.source, r.c.account, r.c.natural_key).in_(keys)),
+    }
+    if not messages:
+        return {**done, "messages": 0, "status_history": 0}
+    left = {tuple(row) for row in await conn.execute(
+        select(e.c.source, e.c.account, e.c.message_id).distinct()
+        .where(tuple_(e.c.source, e.c.account, e.c.message_id).in_(messages)))}
+    gone = [mid for mid in messages if mid not in left]
+    for name, table in (("messages", m.messages), ("status_history", m.status_history)):
+        done[name] = await _delete(conn, table, tuple_(table.c.source, table.c.account, table.c.message_id)
+                                   .in_(gone or [("", "", "")]))
+    return done
+
+
+async def _delete(conn: Any, table: Any, where: Any) -> int:
+    return int((await conn.execute(delete(table).where(where))).rowcount or 0)
+
+
+async def oldest_record(engine: AsyncEngine, source: str, account: str) -> datetime | None:
+    """The oldest archived record's position (served by the records time index)."""
+    async with engine.connect() as conn:
+        return await conn.scalar(select(func.min(r.c.record_at)).where(r.c.source == source, r.c.account == account))

@@ -1,0 +1,92 @@
+"""Retention: records older than keep_days leave with their events, messages and history,
+never come back from a provider that still serves them, and the daemon prunes by itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import func, select
+
+from archiver.db import models as m
+from archiver.db.store import Store
+from archiver.engine import run_pass
+from archiver.lifecycle import prune as prune_mod
+from archiver.lifecycle.admission import Admission
+from archiver.lifecycle.prune import prune
+from archiver.simulator import FakeSendZen, sendzen_log, spread
+from archiver.times import utcnow
+from tests.cli_helpers import archiver, read_until, start_daemon
+from tests.helpers import free_port, sendzen_source, write_config
+
+NOW = utcnow().replace(microsecond=0)
+
+
+async def oldest_event(store: Store) -> Any:
+    async with store.engine.connect() as conn:
+        return await conn.scalar(select(func.min(func.coalesce(m.events.c.occurred_at, m.events.c.created_at))))
+
+
+async def total(store: Store, table: Any) -> int:
+    async with store.engine.connect() as conn:
+        return int(await conn.scalar(select(func.count()).select_from(table)) or 0)
+
+
+class TestPrune:
+    async def test_old_records_go_with_everything_of_theirs(self, store: Store, fake_sendzen: FakeSendZen,
+                                                             monkeypatch: Any) -> None:
+        """A week archived, keep_days=3: the older four days go, in batches; nothing younger."""
+        monkeypatch.setattr(prune_mod, "BATCH", 25)
+        fake_sendzen.add(*(sendzen_log(i, at) for i, at in enumerate(spread(300, NOW - timedelta(days=6, hours=23), NOW))))
+        async with aiohttp.ClientSession() as session:
+            await run_pass(sendzen_source(session, fake_sendzen.base_url), store, now=NOW)
+        before = await total(store, m.records)
+        counts = await prune(store.engine, keep_days=3, now=NOW)
+        assert 150 < counts["records"] == counts["events"] < 200
+        assert await total(store, m.records) == before - counts["records"]
+        assert await oldest_event(store) >= NOW - timedelta(days=3)
+        async with store.engine.connect() as conn:
+            orphans = await conn.scalar(select(func.count()).select_from(m.messages).where(
+                ~select(m.events.c.id).where(m.events.c.message_id == m.messages.c.message_id).exists()))
+        assert orphans == 0 and await prune(store.engine, keep_days=3, now=NOW) == dict.fromkeys(counts, 0)
+
+    async def test_a_re_read_of_the_week_archives_nothing_older(self, store: Store, fake_sendzen: FakeSendZen) -> None:
+        """With keep_days=2 a backfill of the provider's week keeps only two days."""
+        fake_sendzen.add(*(sendzen_log(i, at) for i, at in enumerate(spread(140, NOW - timedelta(days=7), NOW))))
+        keeping = Store(store.engine, Admission(keep_days=2))
+        async with aiohttp.ClientSession() as session:
+            await run_pass(sendzen_source(session, fake_sendzen.base_url), keeping, now=NOW,
+                           since=NOW - timedelta(days=7), until=NOW)
+        assert 30 < await total(store, m.records) <= 41
+        assert await oldest_event(store) >= NOW - timedelta(days=2, minutes=1)
+
+
+async def test_the_daemon_prunes_on_its_own(tmp_path: Path, fake_sendzen: FakeSendZen) -> None:
+    """keep_days set: the running daemon prunes at start and then daily; status shows the next prune."""
+    fake_sendzen.add(*(sendzen_log(i, at) for i, at in enumerate(spread(50, NOW - timedelta(days=6), NOW))))
+    db = f"sqlite:///{tmp_path}/a.db"
+    plain = write_config(tmp_path / "plain.toml", db, sendzen=fake_sendzen.base_url)
+    assert (await archiver(plain, "backfill")).code == 0
+    config = write_config(tmp_path / "c.toml", db, sendzen=fake_sendzen.base_url, port=free_port(),
+                          extra="\n[archive]\nkeep_days = 1\n")
+    daemon = await start_daemon(config)
+    try:
+        event = await read_until(daemon, lambda e: e.get("event") == "pruned", timeout=60)
+        assert event["records"] > 30
+    finally:
+        daemon.terminate()
+        assert await daemon.wait() == 0
+    status = json.loads((await archiver(config, "status", "--json")).stdout)["sendzen"]
+    assert status["next_prune"] > NOW.isoformat()[:10] and status["oldest_record"] >= (NOW - timedelta(days=1, minutes=5)).isoformat()[:10]
+
+
+async def test_keep_days_out_of_range_is_refused(tmp_path: Path) -> None:
+    """Negative or absurd keep_days stops the start, naming the key."""
+    for bad in ("-1", "40000"):
+        config = write_config(tmp_path / "c.toml", f"sqlite:///{tmp_path}/a.db", sendzen="http://127.0.0.1:9",
+                              extra=f"\n[archive]\nkeep_days = {bad}\n")
+        done = await archiver(config, "prune")
+        assert done.code == 2 and "[archive] keep_days" in done.stderr
