@@ -25,13 +25,14 @@ from archiver import logs
 from archiver.engine import PassResult, run_pass
 from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
 from archiver.export import atomic_output, export, export_quarantined
+from archiver.leases import backfill_claims
 from archiver.lifecycle.erase import erase_phone
 from archiver.lifecycle.prune import prune
 from archiver.lifecycle.subjects import normalise
 from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
 from archiver.sources.registry import SOURCE_NAMES
-from archiver.status import render_text, source_status
+from archiver.status import provider_statuses, render_text
 from archiver.times import parse_cli_time, rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("migrate", help="bring the database schema to the latest revision")
     backfill = add("backfill", help="one pass per source up to now, then exit")
     backfill.add_argument("--source", choices=SOURCE_NAMES)
+    backfill.add_argument("--account", help="only this account of --source")
     _add_range(backfill)
     add("run", help="the daemon: poll every source until SIGTERM/SIGINT (and serve [api] if configured)")
     add("serve", help="the read side only ([api]): provider-compatible endpoints, search API, search page")
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="machine-readable output")
     exp = add("export", help="write archived records as JSONL, CSV or Parquet")
     exp.add_argument("--source", choices=SOURCE_NAMES, help="required for jsonl/csv; parquet: all sources if omitted")
+    exp.add_argument("--account", help="only this account of --source (default: every account)")
     _add_range(exp)
     exp.add_argument("--format", choices=["jsonl", "csv", "parquet"], default="jsonl")
     exp.add_argument("--output", help="file to write (default: stdout); for parquet, the directory")
@@ -98,6 +101,8 @@ def _time(text: str) -> Any:
 
 def argument_problem(args: argparse.Namespace) -> str | None:
     """Arguments that contradict each other (refused before anything runs, exit 2)."""
+    if getattr(args, "account", None) and not args.source:
+        return "--account needs --source (account names are per provider)"
     if args.command == "export" and args.format != "parquet" and not args.source:
         return f"--source is required for --format {args.format}"
     if args.command == "export" and args.format == "parquet" and not args.output:
@@ -164,15 +169,20 @@ async def cmd_migrate(config: config_mod.Config, _args: argparse.Namespace) -> i
 async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> int:
     started = time.monotonic()
     async with opened(config) as rt:
-        sources = rt.select(args.source)
-        with BackfillProgress() as progress:
-            outcomes = await asyncio.gather(
-                *(run_pass(s, rt.store, since=args.since, until=args.until, observer=progress, kind="backfill")
-                  for s in sources),
-                return_exceptions=True,
-            )
+        chosen = rt.select(args.source, args.account)
+        accounts = [(s.name, s.account) for s in chosen]
+        async with backfill_claims(rt.store.engine, accounts, config.cluster.lease_seconds) as leases:
+            sources = await _not_polled_elsewhere(rt, chosen, leases)
+            rt.store.fence = leases.fence if leases else None
+            with BackfillProgress() as progress:
+                outcomes = await asyncio.gather(
+                    *(run_pass(s, rt.store, since=args.since, until=args.until, observer=progress, kind="backfill")
+                      for s in sources),
+                    return_exceptions=True,
+                )
     results = [o for o in outcomes if isinstance(o, PassResult)]
-    failures = {s.name: o for s, o in zip(sources, outcomes) if isinstance(o, BaseException)}
+    failures = {f"{s.name}/{s.account}" if s.account != "default" else s.name: o
+                for s, o in zip(sources, outcomes) if isinstance(o, BaseException)}
     print_summary(results, {n: logs.Scrubber(config.secrets()).scrub(str(e)) for n, e in failures.items()},
                   time.monotonic() - started)
     for exc in failures.values():
@@ -184,6 +194,23 @@ async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> i
             raise first
         raise ArchiverError(f"backfill failed: {type(first).__name__}: {first}") from first
     return 0
+
+
+async def _not_polled_elsewhere(rt: Any, sources: list[Any], leases: Any) -> list[Any]:
+    """The accounts this backfill holds; the others are reported as skipped, with their owner."""
+    if leases is None:
+        return sources
+    owners = await rt.store.owners()
+    mine = []
+    for source in sources:
+        if await leases.hold(source.name, source.account):
+            mine.append(source)
+        else:
+            owner = owners.get((source.name, source.account), "another process")
+            print(f"skipped {source.name}/{source.account}: polled by {owner}", file=sys.stderr)
+            log.warning("account skipped: another process polls it", source=source.name,
+                        account=source.account, owner=owner)
+    return mine
 
 
 async def cmd_run(config: config_mod.Config, _args: argparse.Namespace) -> int:
@@ -237,8 +264,7 @@ async def read_side(config: config_mod.Config, store: Any) -> AsyncIterator[None
 
 async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
     async with opened(config) as rt:
-        statuses = {s.name: await source_status(s, rt.store, keep_days=config.archive.keep_days)
-                    for s in rt.select(None)}
+        statuses = await provider_statuses(rt.select(None), rt.store, config.archive.keep_days)
     print(json.dumps(statuses, indent=2) if args.json else render_text(statuses))
     return 0
 
@@ -281,7 +307,8 @@ async def cmd_erase(config: config_mod.Config, args: argparse.Namespace) -> int:
 async def _export(store: Any, args: argparse.Namespace, out: Any) -> int:
     if args.quarantined:
         return await export_quarantined(store, args.source, out)
-    return await export(store, args.source, out, fmt=args.format, since=args.since, until=args.until)
+    return await export(store, args.source, out, fmt=args.format, since=args.since, until=args.until,
+                        account=args.account)
 
 
 COMMANDS = {"migrate": cmd_migrate, "backfill": cmd_backfill, "run": cmd_run, "serve": cmd_serve,

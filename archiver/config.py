@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,19 +43,20 @@ class DatabaseConfig:
 
 
 @dataclass(frozen=True)
-class SendZenConfig:
+class ProviderConfig:
+    """The keys every provider section has. A section's keys are the defaults of its
+    ``[[<provider>.accounts]]``; any of them may be set per account."""
+
+    provider: ClassVar[str] = ""
     api_key: str = field(default="", repr=False)
-    base_url: str = "https://api.sendzen.io"
+    api_key_env: str | None = None
+    """Read the key from this environment variable instead of the file."""
+    base_url: str = ""
     account: str = "default"
+    """The name the rows are stored under (an account's ``name``)."""
     poll_interval_seconds: int = 60
     overlap_seconds: int = 300
-    page_size: int = 20
-    event_types: tuple[str, ...] = ()
-    phone_number_id: str | None = None
-    url: str | None = None
-    requests_per_minute: int = 3000
-    """SendZen publishes no limit: a polite ceiling (50/s), raise it for faster backfills."""
-    max_concurrency: int = 4
+    requests_per_minute: int = 120
     window_seconds: int = 3600
     timeout_seconds: float = 30.0
     max_response_bytes: int = 32 * 1024 * 1024
@@ -62,22 +64,38 @@ class SendZenConfig:
 
 
 @dataclass(frozen=True)
-class InfobipConfig:
-    api_key: str = field(default="", repr=False)
-    base_url: str = ""
-    account: str = "default"
-    requests_per_minute: int = 120
-    poll_interval_seconds: int = 60
-    overlap_seconds: int = 300
+class SendZenConfig(ProviderConfig):
+    provider: ClassVar[str] = "sendzen"
+    max_page_size: ClassVar[int] = 20
+    base_url: str = "https://api.sendzen.io"
+    requests_per_minute: int = 3000
+    """SendZen publishes no limit: a polite ceiling (50/s), raise it for faster backfills."""
+    page_size: int = 20
+    event_types: tuple[str, ...] = ()
+    phone_number_id: str | None = None
+    url: str | None = None
+    max_concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class InfobipConfig(ProviderConfig):
+    provider: ClassVar[str] = "infobip"
+    max_page_size: ClassVar[int] = 1000
     page_size: int = 1000
     use_cursor: bool = True
     sender: str | None = None
     entity_id: str | None = None
     application_id: str | None = None
-    window_seconds: int = 3600
-    timeout_seconds: float = 30.0
-    max_response_bytes: int = 32 * 1024 * 1024
-    """Answers are abandoned past this many bytes (after decompression): memory stays bounded."""
+
+
+PROVIDERS: dict[str, type[ProviderConfig]] = {"sendzen": SendZenConfig, "infobip": InfobipConfig}
+ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    lease_seconds: int = 30
+    """How long an account stays with a process that stopped answering (PostgreSQL scale-out)."""
 
 
 @dataclass(frozen=True)
@@ -117,10 +135,16 @@ class Config:
     server: ServerConfig = ServerConfig()
     api: ApiConfig | None = None
     archive: ArchiveConfig = ArchiveConfig()
+    cluster: ClusterConfig = ClusterConfig()
+    accounts: tuple[ProviderConfig, ...] = field(default=(), metadata={"resolved": True})
+    """Not a key of the file: every account of every provider, resolved: section defaults, overrides, keys."""
+
+    def accounts_of(self, provider: str) -> list[ProviderConfig]:
+        return [a for a in self.accounts if a.provider == provider]
 
     def secrets(self) -> list[str]:
         """Every secret value, so output can be checked (and scrubbed) for them."""
-        found = [s.api_key for s in (self.sendzen, self.infobip) if s and s.api_key]
+        found = [a.api_key for a in self.accounts if a.api_key]
         found += [t.token for t in (self.api.tokens if self.api else ()) if t.token]
         password = make_url(self.database.url).password if "://" in self.database.url else None
         return found + ([str(password)] if password else [])
@@ -145,25 +169,78 @@ def load(path: Path, env: Mapping[str, str] = os.environ) -> Config:
 
 def from_dict(data: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> Config:
     data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
-    _apply_env(data, env)
+    if "accounts" in data:
+        raise ConfigError("unknown key accounts (accounts belong in [[sendzen.accounts]] or [[infobip.accounts]])")
+    tables = {name: data[name].pop("accounts", None) for name in PROVIDERS if isinstance(data.get(name), dict)}
+    _apply_env(data, env, tables)
     config = _build(Config, data, "")
+    config = dataclasses.replace(config, accounts=resolve_accounts(config, data, tables, env))
     if config.api is not None:
         config = dataclasses.replace(config, api=resolve_tokens(config.api, env))
     _check(config)
     return config
 
 
-def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    """Environment secrets win over the file; they never enable a disabled source."""
+def _apply_env(data: dict[str, Any], env: Mapping[str, str], tables: Mapping[str, Any]) -> None:
+    """Environment secrets win over the file; they never enable a disabled source.
+    ``<PROVIDER>_API_KEY`` is the key of the account named ``default``."""
     if env.get("ARCHIVER_DATABASE_URL"):
         data.setdefault("database", {})["url"] = env["ARCHIVER_DATABASE_URL"]
-    for section, var in (("sendzen", "SENDZEN_API_KEY"), ("infobip", "INFOBIP_API_KEY")):
-        if env.get(var) and isinstance(data.get(section), dict):
+    for section in PROVIDERS:
+        var = f"{section.upper()}_API_KEY"
+        if not env.get(var) or not isinstance(data.get(section), dict):
+            continue
+        accounts = tables.get(section)
+        if not accounts:
             data[section]["api_key"] = env[var]
+        for table in accounts or ():
+            if isinstance(table, dict) and table.get("name") == "default":
+                table["api_key"] = env[var]
+
+
+def resolve_accounts(config: Config, data: Mapping[str, Any], tables: Mapping[str, Any],
+                     env: Mapping[str, str]) -> tuple[ProviderConfig, ...]:
+    """Each provider's accounts: the section alone is one account (part 1); with
+    ``[[<provider>.accounts]]``, each table over the section's keys as defaults."""
+    found: list[ProviderConfig] = []
+    for name, cls in PROVIDERS.items():
+        section = getattr(config, name)
+        if section is None:
+            continue
+        accounts = tables.get(name) or [None]
+        if not isinstance(accounts, list):
+            raise ConfigError(f"[{name}] accounts must be an array of tables ([[{name}.accounts]])")
+        for table in accounts:
+            found.append(_with_key(section if table is None else _account(cls, name, data[name], table), env))
+    return tuple(found)
+
+
+def _account(cls: type[ProviderConfig], provider: str, defaults: Mapping[str, Any], table: Any) -> ProviderConfig:
+    if not isinstance(table, dict) or not isinstance(table.get("name"), str):
+        raise ConfigError(f"[[{provider}.accounts]] every account needs a name")
+    name = table["name"]
+    if not ACCOUNT_NAME.match(name):
+        raise ConfigError(f"[[{provider}.accounts]] name {name!r} must match [a-z0-9][a-z0-9_-]{{0,39}}")
+    merged = {**defaults, **{k: v for k, v in table.items() if k != "name"}, "account": name}
+    return _build(cls, merged, f"[[{provider}.accounts]] {name!r}")
+
+
+def _with_key(account: ProviderConfig, env: Mapping[str, str]) -> ProviderConfig:
+    """The key from ``api_key_env`` when set; an unset or empty variable stops the start."""
+    if not account.api_key_env:
+        return account
+    value = env.get(account.api_key_env, "")
+    if not value:
+        raise ConfigError(f"{_label(account)}: api_key_env {account.api_key_env} is not set")
+    return dataclasses.replace(account, api_key=value)
+
+
+def _label(account: ProviderConfig) -> str:
+    return f"[{account.provider}]" + ("" if account.account == "default" else f" account {account.account!r}")
 
 
 def _build(cls: type, table: Any, where: str) -> Any:
-    label = f"[{where}]" if where else "the top level"
+    label = (where if where.startswith("[[") else f"[{where}]") if where else "the top level"
     if not isinstance(table, Mapping):
         raise ConfigError(f"{label} must be a table, got {type(table).__name__}")
     hints = typing.get_type_hints(cls)
@@ -201,6 +278,8 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 
 def _key(where: str, key: str) -> str:
+    if where.startswith("[["):
+        return f"{where} {key}"
     return f"[{where}] {key}" if where else key
 
 
@@ -245,31 +324,36 @@ def _check(config: Config) -> None:
     if url.startswith("sqlite:") and url.split("?")[0] in ("sqlite:", "sqlite://", "sqlite:///", "sqlite:///:memory:"):
         raise ConfigError("[database] url names no SQLite file (an in-memory archive is lost on exit): "
                           "use sqlite:///path/to/archive.db")
-    for name, src in (("sendzen", config.sendzen), ("infobip", config.infobip)):
-        if src is None:
-            continue
-        if not src.api_key:
-            var = f"{name.upper()}_API_KEY"
-            raise ConfigError(f"[{name}] api_key is missing (set it in the file or in ${var})")
-        if not src.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"[{name}] base_url must start with http:// or https://, got {src.base_url!r}")
-        for key in ("poll_interval_seconds", "requests_per_minute", "window_seconds", "max_concurrency", "page_size",
-                    "max_response_bytes"):
-            if getattr(src, key, 1) < 1:
-                raise ConfigError(f"[{name}] {key} must be at least 1")
-        if src.overlap_seconds < 0:
-            raise ConfigError(f"[{name}] overlap_seconds must not be negative")
-    if config.sendzen:
-        if config.sendzen.page_size > 20:
-            raise ConfigError("[sendzen] page_size must be at most 20 (the provider's maximum)")
-        bad = [t for t in config.sendzen.event_types if t not in SENDZEN_EVENT_TYPES]
-        if bad:
-            raise ConfigError(f"[sendzen] event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})")
-    if config.infobip and config.infobip.page_size > 1000:
-        raise ConfigError("[infobip] page_size must be at most 1000 (the provider's maximum)")
+    names: set[tuple[str, str]] = set()
+    for account in config.accounts:
+        key = (account.provider, account.account)
+        if key in names:
+            raise ConfigError(f"[[{account.provider}.accounts]] name {account.account!r} is used twice")
+        names.add(key)
+        check_account(account)
     if not 0 < config.server.port < 65536:
         raise ConfigError("[server] port must be between 1 and 65535")
     if not 0 <= config.archive.keep_days <= 36_500:
         raise ConfigError(f"[archive] keep_days must be between 0 (keep forever) and 36500, got {config.archive.keep_days}")
     if config.api is not None:
-        check_api(config.api, provider_keys=[s.api_key for s in (config.sendzen, config.infobip) if s])
+        check_api(config.api, provider_keys=[a.api_key for a in config.accounts])
+
+
+def check_account(src: ProviderConfig) -> None:
+    where = _label(src)
+    if not src.api_key:
+        var = src.api_key_env or f"{src.provider.upper()}_API_KEY"
+        raise ConfigError(f"{where} api_key is missing (set it in the file or in ${var})")
+    if not src.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where} base_url must start with http:// or https://, got {src.base_url!r}")
+    for key in ("poll_interval_seconds", "requests_per_minute", "window_seconds", "max_concurrency", "page_size",
+                "max_response_bytes"):
+        if getattr(src, key, 1) < 1:
+            raise ConfigError(f"{where} {key} must be at least 1")
+    if src.overlap_seconds < 0:
+        raise ConfigError(f"{where} overlap_seconds must not be negative")
+    if getattr(src, "page_size", 1) > type(src).max_page_size:  # type: ignore[attr-defined]
+        raise ConfigError(f"{where} page_size must be at most {type(src).max_page_size} (the provider's maximum)")  # type: ignore[attr-defined]
+    bad = [t for t in getattr(src, "event_types", ()) if t not in SENDZEN_EVENT_TYPES]
+    if bad:
+        raise ConfigError(f"{where} event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})")

@@ -84,12 +84,12 @@ async def run_pass(
         error = _describe(exc)
         await asyncio.shield(store.finish_run(run_id, ok=False, records=result.records,
                                               requests=result.requests, error=error))
-        metrics.PASSES.labels(source.name, "error").inc()
+        metrics.PASSES.labels(source.name, source.account, "error").inc()
         raise
     result.requests = source.requests - requests_before
     await store.finish_run(run_id, ok=True, records=result.records, requests=result.requests)
-    metrics.PASSES.labels(source.name, "ok").inc()
-    metrics.LAST_SUCCESS.labels(source.name).set_to_current_time()
+    metrics.PASSES.labels(source.name, source.account, "ok").inc()
+    metrics.LAST_SUCCESS.labels(source.name, source.account).set_to_current_time()
     log.info("pass finished", source=source.name, account=source.account, records=result.records,
              pages=result.pages, windows=result.windows, refreshed=result.refreshed, requests=result.requests)
     return result
@@ -183,7 +183,7 @@ async def _parse(source: Source, store: Store, result: PassResult, page: Page) -
     unparsed = sum(1 for r in records if r.event.parse_error)
     if unparsed:
         result.unparsed += unparsed
-        metrics.UNPARSED.labels(source.name).inc(unparsed)
+        metrics.UNPARSED.labels(source.name, source.account).inc(unparsed)
     return records
 
 
@@ -210,7 +210,7 @@ def unreadable_reason(exc: Exception) -> str:
 async def _save(source: Source, store: Store, result: PassResult, records: list[Record], **extra: object) -> None:
     await store.save(source.name, source.account, records, **extra)  # type: ignore[arg-type]
     result.records += len(records)
-    metrics.RECORDS.labels(source.name).inc(len(records))
+    metrics.RECORDS.labels(source.name, source.account).inc(len(records))
 
 
 async def _refresh(source: Source, store: Store, result: PassResult, now: datetime,

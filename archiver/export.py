@@ -40,7 +40,7 @@ def to_line(source: str, row: Any) -> dict[str, Any]:
 
 
 async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
-                 since: datetime | None = None, until: datetime | None = None) -> int:
+                 since: datetime | None = None, until: datetime | None = None, account: str | None = None) -> int:
     """Write every record of ``source`` (optionally a time range); the count written.
 
     ``raw`` is the record's stored JSON text, written as is: in JSONL as the last
@@ -50,7 +50,7 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     if writer:
         writer.writeheader()
     count = 0
-    async for row in store.export_rows(source, since, until):
+    async for row in store.export_rows(source, since, until, account):
         line = to_line(source, row)
         if writer:
             writer.writerow({**line, "raw": row.raw})

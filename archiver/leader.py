@@ -1,90 +1,37 @@
-"""One active poller per source across processes: the others wait as hot standbys.
+"""One active poller per account across processes.
 
-On PostgreSQL a session-level ``pg_try_advisory_lock`` per (source, account), held on
-a dedicated connection: when the holder dies, its connection drops and the server
-releases the lock, so a standby takes over on its next tick. On SQLite, which only
-one machine can share, an exclusive ``flock`` on a file beside the database.
+On PostgreSQL, leases with fencing divide the accounts among every running process
+(``archiver.leases``). On SQLite, which only one machine can share, an exclusive
+``flock`` on a file beside the database: one process polls, the others wait as hot
+standbys.
 """
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
-import zlib
-from typing import IO, Protocol
+from typing import IO, Awaitable, Callable, Protocol
 
 import structlog
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from archiver.errors import one_line
+from archiver.leases import PostgresLeases
 
 log = structlog.get_logger(__name__)
 
 
 class Leadership(Protocol):
+    fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None
+    """Checked inside every write's transaction (None: nothing to check)."""
+
     async def hold(self, source: str, account: str) -> bool:
-        """True if this process is (or has just become) the poller of that source."""
+        """True if this process is (or has just become) the poller of that account."""
+        ...
+
+    async def tick(self) -> None:
+        """One round of heartbeats and claims (called every third of a lease)."""
         ...
 
     async def close(self) -> None: ...
-
-
-def lock_id(source: str, account: str) -> int:
-    """A stable signed 64-bit id per (source, account) for pg advisory locks."""
-    return zlib.crc32(f"archiver:{source}:{account}".encode()) | (0x6172 << 32)
-
-
-class PostgresLeadership:
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._conn: AsyncConnection | None = None
-        self._held: set[int] = set()
-        self._lock = asyncio.Lock()
-
-    async def hold(self, source: str, account: str) -> bool:
-        async with self._lock:  # one connection, used by every source's job in turn
-            return await self._hold(source, account)
-
-    async def _hold(self, source: str, account: str) -> bool:
-        key = lock_id(source, account)
-        try:
-            conn = await self._connection()
-            if key in self._held:
-                await conn.execute(text("SELECT 1"))  # still connected means still holding
-                await conn.commit()
-                return True
-            got = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
-            await conn.commit()
-        except (DBAPIError, OSError) as exc:
-            log.warning("lost the leadership connection", source=source, error=one_line(str(exc)))
-            await self._reset()
-            return False
-        if got:
-            self._held.add(key)
-            log.info("became the active poller", source=source, account=account)
-        return got
-
-    async def _connection(self) -> AsyncConnection:
-        if self._conn is None:
-            self._conn = await self._engine.connect()
-        return self._conn
-
-    async def _reset(self) -> None:
-        self._held.clear()
-        if self._conn is not None:
-            try:
-                await self._conn.invalidate()
-            except Exception:  # the connection is already gone; nothing to release
-                pass
-            self._conn = None
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._conn.close()  # closing the session releases its advisory locks
-            self._conn = None
-        self._held.clear()
 
 
 class FileLeadership:
@@ -111,8 +58,14 @@ class FileLeadership:
             handle.close()
         self._files.clear()
 
+    async def tick(self) -> None:
+        """Nothing to renew: the kernel holds the lock for as long as the process lives."""
 
-def leadership_for(engine: AsyncEngine) -> Leadership:
+    fence = None
+    """No fencing needed: a frozen process keeps its flock, so nobody else can poll."""
+
+
+def leadership_for(engine: AsyncEngine, accounts: list[tuple[str, str]], lease_seconds: float) -> Leadership:
     if engine.dialect.name == "postgresql":
-        return PostgresLeadership(engine)
+        return PostgresLeases(engine, accounts, lease_seconds)
     return FileLeadership(engine.url.database or "archive.db")

@@ -29,9 +29,11 @@ class Runtime:
     store: Store
     sources: list[Source]
 
-    def select(self, name: str | None) -> list[Source]:
-        chosen = [s for s in self.sources if name is None or s.name == name]
+    def select(self, name: str | None, account: str | None = None) -> list[Source]:
+        chosen = [s for s in self.sources if (name is None or s.name == name) and account in (None, s.account)]
         if name is not None and not chosen:
+            if account is not None and any(s.name == name for s in self.sources):
+                raise ArchiverError(f"{name} has no account {account!r} in the config")
             raise ArchiverError(f"source {name!r} is not configured (add a [{name}] section to the config)")
         if not chosen:
             raise ArchiverError("no source is configured (add a [sendzen] or [infobip] section to the config)")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from archiver import server
+from archiver import metrics, server
 from archiver.engine import run_pass
 from archiver.errors import ArchiverError, AuthFailed, ProviderBusy, one_line
 from archiver.leader import leadership_for
@@ -56,22 +56,32 @@ class Health:
         return now - reference <= 3 * self.interval
 
 
+def label(source: Source) -> str:
+    """A source's name in /healthz and job ids: ``sendzen``, or ``sendzen/shop-eu`` for a named account."""
+    return source.name if source.account == "default" else f"{source.name}/{source.account}"
+
+
 class Daemon:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         now = utcnow()
-        self.health = {s.name: Health(s.poll_interval, now) for s in runtime.sources}
-        self._refresh = {s.name: RefreshSchedule(s.poll_interval) for s in runtime.sources}
+        self.health = {label(s): Health(s.poll_interval, now) for s in runtime.sources}
+        self._refresh = {label(s): RefreshSchedule(s.poll_interval) for s in runtime.sources}
         self._scheduler = AsyncIOScheduler(timezone="UTC")
         self._passes: set[asyncio.Task[None]] = set()
-        self._leadership = leadership_for(runtime.store.engine)
+        self._leadership = leadership_for(runtime.store.engine, [(s.name, s.account) for s in runtime.sources],
+                                          runtime.config.cluster.lease_seconds)
+        runtime.store.fence = self._leadership.fence
 
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.runtime.config.server
         runner = await server.start(cfg.host, cfg.port, self.health_report)
         log.info("daemon started", sources=[s.name for s in self.runtime.sources], listen=f"{cfg.host}:{cfg.port}")
+        await self._leadership.tick()
+        self._scheduler.add_job(self._leadership.tick, "interval", id="leases", max_instances=1, coalesce=True,
+                                seconds=max(self.runtime.config.cluster.lease_seconds / 3, 0.5))
         for source in self.runtime.sources:
-            self._scheduler.add_job(self._poll, "interval", args=[source], id=source.name,
+            self._scheduler.add_job(self._poll, "interval", args=[source], id=label(source),
                                     seconds=source.poll_interval.total_seconds(), next_run_time=utcnow(),
                                     max_instances=1, coalesce=True, misfire_grace_time=None)
         if self.runtime.config.archive.keep_days:
@@ -92,16 +102,19 @@ class Daemon:
         task = asyncio.current_task()
         assert task is not None
         self._passes.add(task)  # type: ignore[arg-type]
-        health = self.health[source.name]
+        health = self.health[label(source)]
         try:
-            if not await self._leadership.hold(source.name, source.account):
+            held = await self._leadership.hold(source.name, source.account)
+            metrics.OWNED.labels(source.name, source.account).set(1 if held else 0)
+            if not held:
                 health.standby = True
-                log.debug("standing by: another process polls this source", source=source.name)
+                log.debug("standing by: another process polls this source", source=source.name,
+                          account=source.account)
                 return
             health.standby = False
             if health.waiting_until is not None:
                 log.info("resuming after the provider's pause", source=source.name)
-            await run_pass(source, self.runtime.store, kind="poll", schedule=self._refresh[source.name])
+            await run_pass(source, self.runtime.store, kind="poll", schedule=self._refresh[label(source)])
             health.last_success, health.last_error, health.waiting_until = utcnow(), None, None
             await refresh_metrics(source, self.runtime.store)
         except ProviderBusy as exc:
@@ -109,7 +122,7 @@ class Daemon:
         except AuthFailed as exc:
             health.last_error, health.stopped = str(exc), True
             log.error("source stopped: credentials refused", source=source.name, error=str(exc))
-            self._scheduler.remove_job(source.name)
+            self._scheduler.remove_job(label(source))
         except (ArchiverError, OSError) as exc:
             health.last_error = one_line(str(exc))
             log.error("pass failed; will retry on the next interval", source=source.name, error=health.last_error)
@@ -135,7 +148,7 @@ class Daemon:
     def _wait_for(self, source: Source, health: Health, busy: ProviderBusy) -> None:
         """Skip polls until the provider takes requests again, and say so."""
         health.last_error, health.waiting_until = one_line(str(busy)), busy.until
-        self._scheduler.modify_job(source.name, next_run_time=busy.until)
+        self._scheduler.modify_job(label(source), next_run_time=busy.until)
         log.warning("provider asked for a long pause; polling resumes then", source=source.name,
                     resumes_at=rfc3339(busy.until))
 

@@ -63,9 +63,9 @@ def _gauges(source: Source, checkpoint: datetime | None, now: datetime, gaps: in
     lag = (now - checkpoint).total_seconds() if checkpoint else None
     headroom = retention_headroom(checkpoint, now, source.retention)
     if lag is not None:
-        metrics.CHECKPOINT_LAG.labels(source.name).set(lag)
-    metrics.RETENTION_HEADROOM.labels(source.name).set(headroom)
-    metrics.GAPS.labels(source.name).set(gaps)
+        metrics.CHECKPOINT_LAG.labels(source.name, source.account).set(lag)
+    metrics.RETENTION_HEADROOM.labels(source.name, source.account).set(headroom)
+    metrics.GAPS.labels(source.name, source.account).set(gaps)
     return lag, headroom
 
 
@@ -80,17 +80,62 @@ def retention_headroom(checkpoint: datetime | None, now: datetime, retention: ti
     return (checkpoint + retention - now).total_seconds()
 
 
+async def provider_statuses(sources: list[Source], store: Store, keep_days: int = 0,
+                            now: datetime | None = None) -> dict[str, dict[str, Any]]:
+    """``status --json``: keyed by source, part-1 fields as aggregates over its accounts,
+    and ``accounts`` with the same fields per account plus its ``owner``."""
+    owners = await store.owners()
+    by_source: dict[str, dict[str, dict[str, Any]]] = {}
+    for source in sources:
+        entry = await source_status(source, store, now, keep_days)
+        entry["owner"] = owners.get((source.name, source.account))
+        by_source.setdefault(source.name, {})[source.account] = entry
+    return {name: aggregate(accounts) for name, accounts in by_source.items()}
+
+
+def aggregate(accounts: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A source's figures over its accounts: the oldest checkpoint, the largest lag, the
+    sums, every gap (with its account), the least headroom, the latest error."""
+    each = list(accounts.values())
+    errors = [dict(a["last_error"], account=name) for name, a in accounts.items() if a["last_error"]]
+    return {
+        "account": each[0]["account"] if len(each) == 1 else None,
+        "checkpoint": _least([a["checkpoint"] for a in each]),
+        "lag_seconds": max((a["lag_seconds"] for a in each if a["lag_seconds"] is not None), default=None),
+        "rows": sum(a["rows"] for a in each),
+        "last_success": _least([a["last_success"] for a in each]),
+        "last_error": max(errors, key=lambda e: e["at"] or "", default=None),
+        "gaps": [dict(g, account=name) for name, a in accounts.items() for g in a["gaps"]],
+        "retention_headroom_seconds": min(a["retention_headroom_seconds"] for a in each),
+        "quarantined": sum(a["quarantined"] for a in each),
+        "oldest_record": min((a["oldest_record"] for a in each if a["oldest_record"]), default=None),
+        "next_prune": each[0]["next_prune"],
+        "accounts": accounts,
+    }
+
+
+def _least(values: list[str | None]) -> str | None:
+    """The oldest time, or None if any account has none yet (it is the furthest behind)."""
+    return None if None in values or not values else min(values)  # type: ignore[type-var]
+
+
 def render_text(statuses: dict[str, dict[str, Any]]) -> str:
     lines = []
-    for name, st in statuses.items():
-        lines.append(f"{name} (account {st['account']})")
-        for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds",
-                    "quarantined", "oldest_record", "next_prune"):
-            value = st.get(key)
-            lines.append(f"  {key:<27} {'-' if value is None else value}")
-        lines.append(f"  {'gaps':<27} {len(st['gaps']) or 'none'}")
-        lines.extend(f"    {g['from']} .. {g['to']}  {g['reason']}" for g in st["gaps"])
+    for name, provider in statuses.items():
+        for account, st in provider.get("accounts", {provider.get("account"): provider}).items():
+            lines += _render_account(name, account, st)
     return "\n".join(lines)
+
+
+def _render_account(name: str, account: str | None, st: dict[str, Any]) -> list[str]:
+    lines = [f"{name} (account {account})" + (f", polled by {st['owner']}" if st.get("owner") else "")]
+    for key in ("checkpoint", "lag_seconds", "rows", "last_success", "last_error", "retention_headroom_seconds",
+                "quarantined", "oldest_record", "next_prune"):
+        value = st.get(key)
+        lines.append(f"  {key:<27} {'-' if value is None else value}")
+    lines.append(f"  {'gaps':<27} {len(st['gaps']) or 'none'}")
+    lines.extend(f"    {g['from']} .. {g['to']}  {g['reason']}" for g in st["gaps"])
+    return lines
 
 
 def _inside(inner: Gap, outer: Gap) -> bool:

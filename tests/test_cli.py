@@ -108,7 +108,7 @@ async def test_bad_config_names_the_key(tmp_path: Path) -> None:
     config.write_text('[sendzen]\napi_key = "k"\npoll_interval = 5\n')
     done = await archiver(config, "backfill")
     assert done.code == 2
-    assert done.stderr.strip() == ("archiver: unknown key [sendzen] poll_interval (known: account, api_key, base_url, "
+    assert done.stderr.strip() == ("archiver: unknown key [sendzen] poll_interval (known: account, api_key, api_key_env, base_url, "
                                    "event_types, max_concurrency, max_response_bytes, overlap_seconds, page_size, phone_number_id, "
                                    "poll_interval_seconds, requests_per_minute, timeout_seconds, url, window_seconds)")
 

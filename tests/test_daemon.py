@@ -84,17 +84,17 @@ async def test_healthz_and_metrics_move_with_archiving(tmp_path: Path, fake_send
                         values = await scrape(http, base)
                     except aiohttp.ClientError:
                         return False
-                    return (values.get(("archiver_records_archived_total", "sendzen"), 0) >= sendzen
-                            and values.get(("archiver_records_archived_total", "infobip"), 0) >= infobip)
+                    return (values.get(("archiver_records_archived_total", "default", "sendzen"), 0) >= sendzen
+                            and values.get(("archiver_records_archived_total", "default", "infobip"), 0) >= infobip)
                 return check
 
             # the two sources poll independently: wait for both first passes
             await wait_for(await archived(25, 7), timeout=30)
             values = await scrape(http, base)
             assert values[("archiver_requests_total", "infobip", "200")] >= 1
-            assert 250 < values[("archiver_checkpoint_lag_seconds", "sendzen")] < 400
-            assert values[("archiver_gaps", "sendzen")] == 0
-            assert values[("archiver_last_success_timestamp_seconds", "sendzen")] > time.time() - 60
+            assert 250 < values[("archiver_checkpoint_lag_seconds", "default", "sendzen")] < 400
+            assert values[("archiver_gaps", "default", "sendzen")] == 0
+            assert values[("archiver_last_success_timestamp_seconds", "default", "sendzen")] > time.time() - 60
             async with http.get(f"{base}/healthz") as resp:
                 body = await resp.json()
                 assert resp.status == 200 and body["healthy"] is True

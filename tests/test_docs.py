@@ -32,6 +32,8 @@ def config_sections(cls: type = Config, prefix: str = "") -> dict[str, set[str]]
     sections: dict[str, set[str]] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
+        if f.metadata.get("resolved"):
+            continue  # computed at load (e.g. the resolved accounts), not read from the file
         inner = [a for a in (hints[f.name], *typing.get_args(hints[f.name])) if dataclasses.is_dataclass(a)]
         if inner:
             sections.update(config_sections(inner[0], f"{prefix}{f.name}."))

@@ -134,9 +134,9 @@ async def test_standby_takes_over_when_the_leader_dies(tmp_path: Path, postgres)
     seed_sendzen(fake, 5)
     url = postgres.new_database()
     leader_cfg = write_config(tmp_path / "a.toml", url, sendzen=fake.base_url, port=free_port(),
-                              sendzen_key="leader-key")
+                              sendzen_key="leader-key", extra="\n[cluster]\nlease_seconds = 3\n")
     standby_cfg = write_config(tmp_path / "b.toml", url, sendzen=fake.base_url, port=free_port(),
-                               sendzen_key="standby-key")
+                               sendzen_key="standby-key", extra="\n[cluster]\nlease_seconds = 3\n")
     leader = await start_daemon(leader_cfg, "--log-level", "debug")
     standby = None
     try:

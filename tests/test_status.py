@@ -40,6 +40,6 @@ async def test_status_and_daemon_gauge_count_the_same_gaps(store: Store) -> None
     await store.add_gap("sendzen", "default", Gap(T - 48 * H, T - 24 * H, "checkpoint older than retention"))
     status = await source_status(source, store, now)  # type: ignore[arg-type]
     assert [g["reason"] for g in status["gaps"]] == ["checkpoint older than retention", LEDGER_HOLE]
-    metrics.GAPS.labels("sendzen").set(0)
+    metrics.GAPS.labels("sendzen", "default").set(0)
     await refresh_metrics(source, store, now)  # type: ignore[arg-type]
-    assert REGISTRY.get_sample_value("archiver_gaps", {"source": "sendzen"}) == 2
+    assert REGISTRY.get_sample_value("archiver_gaps", {"source": "sendzen", "account": "default"}) == 2

@@ -219,3 +219,20 @@ erasure_log = Table(
     Column("digest", String(64), nullable=False),
     Column("counts", Text, nullable=False),  # JSON: rows removed per table
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("owner", String(300)),  # "host:pid"; NULL when free
+    Column("epoch", BigInteger, nullable=False, server_default="0"),  # fencing token: grows per owner change
+    Column("expires_at", UTCDateTime, nullable=False),
+)
+
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(300), primary_key=True),
+    Column("beat_at", UTCDateTime, nullable=False),
+)

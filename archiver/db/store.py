@@ -12,7 +12,7 @@ import operator
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from sqlalchemy import Text, and_, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,6 +57,9 @@ class Store:
         self._upserts = _Upserts(self._insert, engine.dialect)
         self._sqlite = engine.dialect.name == "sqlite"
         self.quarantine = QuarantineLog(engine, self._insert)
+        self.fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
+        """Set by a daemon sharing PostgreSQL: every write first proves the account is still
+        this process's (``archiver.leases``), inside the write's own transaction."""
 
     async def _begin_writing(self, conn: AsyncConnection) -> None:
         """On SQLite, take the write lock first, in aiosqlite's thread: if another process
@@ -79,6 +82,8 @@ class Store:
         records = self.admission.admit(records, now)
         async with self.engine.begin() as conn:
             await self._begin_writing(conn)
+            if self.fence is not None:
+                await self.fence(conn, source, account)
             if records:
                 await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
             if checkpoint is not None:
@@ -183,6 +188,13 @@ class Store:
                                       .order_by(r.c.started_at.desc()).limit(1))).first()
         return ok, bad
 
+    async def owners(self) -> dict[tuple[str, str], str]:
+        """Which process polls each account now (scale-out on PostgreSQL; empty otherwise)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(m.leases.c.source, m.leases.c.account, m.leases.c.owner)
+                                      .where(m.leases.c.owner.is_not(None), m.leases.c.expires_at > utcnow()))
+            return {(r.source, r.account): r.owner for r in rows}
+
     async def count_records(self, source: str, account: str) -> int:
         async with self.engine.connect() as conn:
             return int(await conn.scalar(select(func.count()).select_from(m.records)
@@ -213,7 +225,8 @@ class Store:
                      "records": w.records, "pages": w.pages, "finished_at": w.finished_at} for w in merged])
             return len(merged)
 
-    async def export_rows(self, source: str, since: datetime | None, until: datetime | None) -> AsyncIterator[Any]:
+    async def export_rows(self, source: str, since: datetime | None, until: datetime | None,
+                          account: str | None = None) -> AsyncIterator[Any]:
         """Records joined to their events, oldest first, streamed from the server.
 
         ``raw`` comes back as the stored JSON text (compact, as written): the export
@@ -226,6 +239,8 @@ class Store:
             query = query.where(r.c.record_at >= since)
         if until is not None:
             query = query.where(r.c.record_at <= until)
+        if account is not None:
+            query = query.where(r.c.account == account)
         async with self.engine.connect() as conn:
             result = await conn.stream(query.execution_options(yield_per=1000))
             async for row in result:

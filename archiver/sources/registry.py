@@ -1,35 +1,53 @@
-"""The providers the archiver knows, and how to build them from the config.
+"""The providers the archiver knows, and how to build their sources from the config.
 
-Adding a provider: a module here with a class that satisfies ``base.Source``, a
-config section in ``config.py``, and one entry in ``build_sources``.
+One source per configured account, each with its own HTTP client and rate limiter
+(Infobip's limit is per account). Adding a provider: its module in this package (the
+``Source``, ``describe_error``), its config class in ``config.PROVIDERS``, and one line
+in ``PROVIDERS`` here.
 """
 
 from __future__ import annotations
 
-import aiohttp
+from collections import Counter
+from typing import Callable
 
-from archiver.config import Config
+import aiohttp
+import structlog
+
+from archiver.config import Config, ProviderConfig
 from archiver.http import HttpClient, RetryPolicy
 from archiver.ratelimit import RateLimiter
-from archiver.sources.base import Source
 from archiver.sources import infobip, sendzen
+from archiver.sources.base import Source
 
-SOURCE_NAMES = ("sendzen", "infobip")
+log = structlog.get_logger(__name__)
+PROVIDERS: dict[str, tuple[Callable[[ProviderConfig, HttpClient], Source], Callable[[object], str | None]]] = {
+    "sendzen": (sendzen.SendZenSource, sendzen.describe_error),  # type: ignore[dict-item]
+    "infobip": (infobip.InfobipSource, infobip.describe_error),  # type: ignore[dict-item]
+}
+SOURCE_NAMES = tuple(PROVIDERS)
 
 
 def build_sources(config: Config, session: aiohttp.ClientSession, policy: RetryPolicy = RetryPolicy()) -> list[Source]:
-    """One source per configured provider section, each with its own rate limiter."""
-    sources: list[Source] = []
-    if config.sendzen:
-        sz = config.sendzen
-        http = HttpClient(session, source="sendzen", limiter=RateLimiter(sz.requests_per_minute, name="sendzen"),
-                          policy=policy, timeout=sz.timeout_seconds, describe_error=sendzen.describe_error,
-                          max_response_bytes=sz.max_response_bytes)
-        sources.append(sendzen.SendZenSource(sz, http))
-    if config.infobip:
-        ib = config.infobip
-        http = HttpClient(session, source="infobip", limiter=RateLimiter(ib.requests_per_minute, name="infobip"),
-                          policy=policy, timeout=ib.timeout_seconds, describe_error=infobip.describe_error,
-                          max_response_bytes=ib.max_response_bytes)
-        sources.append(infobip.InfobipSource(ib, http))
-    return sources
+    """One source per configured account, each with its own rate limiter."""
+    _warn_shared_keys(config)
+    return [build_source(account, session, policy) for account in config.accounts]
+
+
+def build_source(account: ProviderConfig, session: aiohttp.ClientSession, policy: RetryPolicy) -> Source:
+    make, describe = PROVIDERS[account.provider]
+    limiter = RateLimiter(account.requests_per_minute, name=f"{account.provider}/{account.account}")
+    http = HttpClient(session, source=account.provider, limiter=limiter, policy=policy,
+                      timeout=account.timeout_seconds, describe_error=describe,
+                      max_response_bytes=account.max_response_bytes)
+    return make(account, http)
+
+
+def _warn_shared_keys(config: Config) -> None:
+    """Two accounts with one key are allowed (say, two phone numbers of one project), but
+    they share the provider's rate limit without the archiver knowing: say so."""
+    keys = Counter((a.provider, a.api_key) for a in config.accounts)
+    for (provider, key), count in keys.items():
+        if count > 1:
+            shared = [a.account for a in config.accounts if (a.provider, a.api_key) == (provider, key)]
+            log.warning("accounts share one API key (and its rate limit)", source=provider, accounts=shared)

@@ -62,3 +62,22 @@ async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: Asyn
 
     await to_revision(engine, "0001", down=True)
     assert {k for s, k in await keys(engine, m.events) if s == "sendzen"} == {r.key.split(":")[1] for r in current}
+
+
+async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engine: AsyncEngine) -> None:
+    """Rows and checkpoint written at 0002 belong to account 'default' at head, nothing re-fetched;
+    every later migration (quarantine, read indexes, lifecycle, leases) also goes back down."""
+    await to_revision(engine, "0002")
+    store = Store(engine)
+    records = [parse_log(sendzen_log(i, T + timedelta(minutes=i))) for i in range(7)]
+    await store.save("sendzen", "default", records, checkpoint=T + timedelta(minutes=5))
+
+    await to_revision(engine, "head")
+    assert await store.count_records("sendzen", "default") == 7
+    assert await store.checkpoint("sendzen", "default") == T + timedelta(minutes=5)
+    assert await store.owners() == {}
+    await store.save("sendzen", "default", records)
+    assert await store.count_records("sendzen", "default") == 7, "served again: no second row"
+
+    await to_revision(engine, "0002", down=True)
+    assert await keys(engine, m.records) == {("sendzen", r.key) for r in records}
