@@ -1,0 +1,216 @@
+"""``make bench-read``: the read side and the lifecycle on a large archive, measured.
+
+Messages are generated straight into the database with the real ``Store.save`` (no
+HTTP), the read API runs in-process on 127.0.0.1, and every figure is printed beside a
+baseline of the same run: each indexed query beside the same query after its index is
+dropped (forced to scan); the Parquet export beside the JSONL export.
+
+    python bench/read_side.py                 # 1,000,000 messages, SQLite and PostgreSQL
+    python bench/read_side.py --messages 100000 --sqlite-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+import aiohttp
+from sqlalchemy import text
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archiver import logs  # noqa: E402
+from archiver.api.serve import start_api  # noqa: E402
+from archiver.config import ApiConfig, ApiToken  # noqa: E402
+from archiver.db.connect import create_engine, migrate  # noqa: E402
+from archiver.db.store import Store  # noqa: E402
+from archiver.export import export  # noqa: E402
+from archiver.lifecycle.erase import erase_phone  # noqa: E402
+from archiver.lifecycle.prune import prune  # noqa: E402
+from archiver.parquet import export_parquet  # noqa: E402
+from archiver.simulator import infobip_message  # noqa: E402
+from archiver.sources.infobip import parse_message  # noqa: E402
+from archiver.times import utcnow  # noqa: E402
+from tests.helpers import free_port  # noqa: E402
+from tests.pgcluster import PostgresCluster  # noqa: E402
+
+TOKEN = "bench-read-token-0123456789abcdef"
+CUSTOMERS = 50_000
+READ_INDEXES = {"ix_events_message": "events (source, account, message_id)",
+                "ix_events_sender": "events (sender)", "ix_events_recipient": "events (recipient)"}
+
+
+async def fill(store: Store, messages: int) -> None:
+    """Infobip-shaped messages over 400 days, 50,000 customers, through the real Store."""
+    now, rng = utcnow(), random.Random(7)
+    step = timedelta(days=400) / messages
+    for start in range(0, messages, 2000):
+        batch = []
+        for i in range(start, min(start + 2000, messages)):
+            raw = infobip_message(i, now - step * (messages - i), final=True)
+            raw["destination"] = f"49170{rng.randrange(CUSTOMERS):07d}"
+            batch.append(parse_message(raw))
+        await store.save("infobip", "default", batch)
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.95) - 1] * 1000
+
+
+async def timed(call: Callable[[], Awaitable[Any]], repeat: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    return percentiles(samples)
+
+
+def get(http: aiohttp.ClientSession, url: str, auth: str = "Bearer") -> Callable[[], Awaitable[Any]]:
+    async def call() -> Any:
+        async with http.get(url, headers={"Authorization": f"{auth} {TOKEN}"}) as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.read()
+    return call
+
+
+async def queries(http: aiohttp.ClientSession, base: str, rng: random.Random, repeat: int) -> dict[str, tuple[float, float]]:
+    def mid() -> str:
+        return f"MSG-{rng.randrange(1000):09d}"
+
+    def phone() -> str:
+        return f"49170{rng.randrange(CUSTOMERS):07d}"
+
+    return {
+        "message id": await timed(lambda: get(http, f"{base}/api/v1/messages?message_id={mid()}")(), repeat),
+        "phone": await timed(lambda: get(http, f"{base}/api/v1/messages?phone=%2B{phone()}&limit=50")(), repeat),
+        "text": await timed(get(http, f"{base}/api/v1/messages?text=code%20is%20000123"), max(3, repeat // 10)),
+        "infobip page of 1000": await timed(get(http, f"{base}/messenger/1/logs?limit=1000", "App"), repeat),
+        "sendzen page of 20": await timed(get(http, f"{base}/v1/logs?pageSize=20"), repeat),
+    }
+
+
+async def walk(http: aiohttp.ClientSession, base: str) -> tuple[int, float]:
+    """Every record through /messenger/1/logs, 1000 a page, by cursor."""
+    started, count, url = time.perf_counter(), 0, f"{base}/messenger/1/logs?limit=1000&useCursor=true"
+    while True:
+        async with http.get(url, headers={"Authorization": f"App {TOKEN}"}) as resp:
+            body = await resp.json()
+        count += len(body["results"])
+        nxt = body["cursor"].get("nextCursor")
+        if not nxt:
+            return count, time.perf_counter() - started
+        url = f"{base}/messenger/1/logs?limit=1000&useCursor=true&cursor={nxt}"
+
+
+async def drop_read_indexes(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        for name in READ_INDEXES:
+            await conn.execute(text(f"DROP INDEX IF EXISTS {name}"))
+
+
+async def create_read_indexes(store: Store) -> None:
+    async with store.engine.begin() as conn:
+        for name, target in READ_INDEXES.items():
+            await conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON {target}"))
+
+
+async def customers(store: Store, n: int) -> list[str]:
+    """Numbers that are in the archive (so an erase has something to do)."""
+    async with store.engine.connect() as conn:
+        return list(await conn.scalars(text("SELECT DISTINCT recipient FROM events ORDER BY recipient LIMIT :n"), {"n": n}))
+
+
+async def lifecycle(store: Store, tmp: Path, messages: int) -> list[str]:
+    lines = []
+    first, second = await customers(store, 2)
+    await erase_phone(store.engine, "+1000000", dry_run=True)  # warm: statements compiled, key made
+    started = time.perf_counter()
+    counts = await erase_phone(store.engine, f"+{first}")
+    indexed = time.perf_counter() - started
+    await drop_read_indexes(store)
+    started = time.perf_counter()
+    await erase_phone(store.engine, f"+{second}")
+    scanned = time.perf_counter() - started
+    await create_read_indexes(store)
+    lines.append(f"erase one number: {indexed * 1000:.0f} ms ({counts['records']} records) vs forced scan "
+                 f"{scanned * 1000:.0f} ms → {scanned / indexed:.0f}× faster")
+    started = time.perf_counter()
+    with open(tmp / "all.jsonl", "w") as out:
+        n = await export(store, "infobip", out)
+    jsonl_s, jsonl_bytes = time.perf_counter() - started, (tmp / "all.jsonl").stat().st_size
+    started = time.perf_counter()
+    await export_parquet(store, ["infobip"], tmp / "parquet")
+    parquet_s = time.perf_counter() - started
+    parquet_bytes = sum(p.stat().st_size for p in (tmp / "parquet").rglob("*.parquet"))
+    lines.append(f"parquet export: {n / parquet_s:,.0f} rows/s, {parquet_bytes / 1e6:.1f} MB vs JSONL "
+                 f"{n / jsonl_s:,.0f} rows/s, {jsonl_bytes / 1e6:.1f} MB → {parquet_bytes / jsonl_bytes:.2f} of the bytes")
+    started = time.perf_counter()
+    pruned = await prune(store.engine, keep_days=200)
+    took = time.perf_counter() - started
+    lines.append(f"prune of {pruned['records']:,} records (keep_days=200): {pruned['records'] / took:,.0f} records/s "
+                 f"in batches of 10,000")
+    return lines
+
+
+async def bench(label: str, url: str, messages: int, repeat: int, tmp: Path) -> None:
+    engine = create_engine(url)
+    await migrate(engine)
+    store = Store(engine)
+    started = time.perf_counter()
+    await fill(store, messages)
+    print(f"\n{label}: {messages:,} messages generated in {time.perf_counter() - started:.0f}s")
+    port = free_port()
+    api = ApiConfig(host="127.0.0.1", port=port, tokens=(ApiToken(name="bench", token=TOKEN),))
+    runner = await start_api(api, engine)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            indexed = await queries(http, base, random.Random(1), repeat)
+            count, seconds = await walk(http, base)
+            await drop_read_indexes(store)
+            scanned = await queries(http, base, random.Random(1), max(3, repeat // 10))
+            await create_read_indexes(store)
+        print(f"{'query':<22} {'p50 ms':>8} {'p95 ms':>8} {'scan p50':>9} {'scan p95':>9} {'speed-up p95':>13}")
+        for name, (p50, p95) in indexed.items():
+            s50, s95 = scanned[name]
+            print(f"{name:<22} {p50:>8.1f} {p95:>8.1f} {s50:>9.1f} {s95:>9.1f} {s95 / p95:>12.1f}×")
+        print(f"walk of /messenger/1/logs, 1000 a page: {count:,} records in {seconds:.1f}s = {count / seconds:,.0f} records/s")
+        for line in await lifecycle(store, tmp, messages):
+            print(line)
+    finally:
+        await runner.cleanup()
+        await engine.dispose()
+
+
+async def main(messages: int, sqlite_only: bool, repeat: int) -> None:
+    logs.configure("console", "warning")
+    tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-read-"))
+    await bench("SQLite", f"sqlite:///{tmp}/read.db", messages, repeat, tmp)
+    if sqlite_only:
+        return
+    cluster = PostgresCluster()
+    cluster.start()
+    try:
+        await bench("PostgreSQL", cluster.new_database(), messages, repeat, tmp)
+    finally:
+        cluster.stop()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=50)
+    parser.add_argument("--sqlite-only", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(main(args.messages, args.sqlite_only, args.repeat))
