@@ -85,7 +85,9 @@ async def test_healthz_and_metrics_move_with_archiving(tmp_path: Path, fake_send
                     except aiohttp.ClientError:
                         return False
                     return (values.get(("archiver_records_archived_total", "default", "sendzen"), 0) >= sendzen
-                            and values.get(("archiver_records_archived_total", "default", "infobip"), 0) >= infobip)
+                            and values.get(("archiver_records_archived_total", "default", "infobip"), 0) >= infobip
+                            # the gauges follow a pass's end, a moment after its records
+                            and ("archiver_checkpoint_lag_seconds", "default", "sendzen") in values)
                 return check
 
             # the two sources poll independently: wait for both first passes

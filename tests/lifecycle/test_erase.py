@@ -137,3 +137,45 @@ class TestErase:
         """Empty or non-numeric: a clear refusal, nothing erased."""
         with pytest.raises(ValueError, match="not a phone number"):
             await erase_phone(store.engine, phone)
+
+
+async def test_kill_9_mid_erase_then_a_re_run_finishes(tmp_path: Any) -> None:
+    """A real ``archiver erase`` killed with SIGKILL between batches: every message left is
+    whole (no message without its records), and a re-run leaves nothing of the number."""
+    import asyncio
+    import signal
+
+    from archiver.db.connect import create_engine, migrate
+    from archiver.sources.infobip import parse_message
+    from tests.cli_helpers import ARCHIVER, cli_env
+    from tests.helpers import write_config
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    engine = create_engine(url)
+    await migrate(engine)
+    store = Store(engine)
+    mine = [parse_message({**infobip_message(i, NOW - timedelta(minutes=i), final=True), "destination": NUMBER})
+            for i in range(6000)]
+    others = [parse_message(infobip_message(10_000 + i, NOW - timedelta(minutes=i), final=True)) for i in range(500)]
+    for start in range(0, len(mine), 1000):
+        await store.save("infobip", "default", mine[start:start + 1000])
+    await store.save("infobip", "default", others)
+    config = write_config(tmp_path / "c.toml", url, infobip="http://127.0.0.1:9")
+    proc = await asyncio.create_subprocess_exec(*ARCHIVER, "--config", str(config), "erase", "--phone", NUMBER,
+                                                stdout=asyncio.subprocess.DEVNULL, env=cli_env())
+    while (left := (await counts(store))["records"]) > 6500 - 500 and proc.returncode is None:
+        await asyncio.sleep(0.005)  # watching the archive shrink: the first batches have committed
+    proc.send_signal(signal.SIGKILL)
+    await proc.wait()
+    print("killed with", (await counts(store))["records"], "records left, exit", proc.returncode)
+    assert 500 < (await counts(store))["records"] <= 6500 - 500 and proc.returncode == -signal.SIGKILL
+    async with engine.connect() as conn:
+        orphans = await conn.scalar(select(func.count()).select_from(m.messages).where(
+            ~select(m.events.c.id).where(m.events.c.message_id == m.messages.c.message_id).exists()))
+        lonely = await conn.scalar(select(func.count()).select_from(m.events).where(
+            ~select(m.records.c.id).where(m.records.c.natural_key == m.events.c.natural_key).exists()))
+    assert orphans == 0 and lonely == 0, "nothing half-erased"
+    await erase_phone(engine, NUMBER)
+    assert await counts(store) == {"records": 500, "events": 500, "messages": 500, "status_history": 500,
+                                   "quarantine": 0}
+    await engine.dispose()
