@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(slots=True)  # not frozen: built once per record on the hot path, never mutated
@@ -78,3 +78,16 @@ class Page:
     raws: list[dict[str, Any]]
     gaps: list[Gap] = field(default_factory=list)
     quarantined: list[Quarantined] = field(default_factory=list)
+
+
+def set_aside(entries: list[Any], unreadable: Callable[[Any], str | None]) -> tuple[list[Any], list[Quarantined]]:
+    """A page's entries split into those that can be archived and those that cannot (with
+    the reason): one bad entry never blocks its page."""
+    good, bad = [], []
+    for entry in entries:
+        reason = unreadable(entry)
+        if reason:
+            bad.append(Quarantined(entry, reason))
+        else:
+            good.append(entry)
+    return good, bad

@@ -60,7 +60,7 @@ def sendzen_query(q: Mapping[str, str], cursors: Cursors) -> SendZenQuery:
     if any(t not in SENDZEN_EVENT_TYPES for t in types):
         raise BadParameter("eventTypes")
     token = q.get("nextPageToken")
-    return SendZenQuery(_ticks(q, "fromDate"), _ticks(q, "toDate"), _int(q, "pageSize", 20, SENDZEN_PAGE_MAX),
+    return SendZenQuery(_ticks(q, "fromDate"), _ticks(q, "toDate"), _int(q, "pageSize", 20, 1, SENDZEN_PAGE_MAX),
                         types, q.get("phoneNumberId") or None, q.get("url") or None,
                         _position(cursors, "sendzen", token, "nextPageToken"), q.get("account") or None)
 
@@ -74,7 +74,7 @@ def infobip_query(q: Mapping[str, str], cursors: Cursors) -> InfobipQuery:
             lists[name] = tuple(v for v in q[name].split(",") if v)
     use_cursor = q.get("useCursor", "false").lower() == "true"
     cursor = q.get("cursor") if use_cursor else None
-    return InfobipQuery(_time(q, "sentSince"), _time(q, "sentUntil"), _int(q, "limit", 50, INFOBIP_LIMIT_MAX),
+    return InfobipQuery(_time(q, "sentSince"), _time(q, "sentUntil"), _int(q, "limit", 50, 1, INFOBIP_LIMIT_MAX),
                         lists, q.get("generalStatus") or None, use_cursor,
                         _position(cursors, "infobip", cursor, "cursor"), q.get("account") or None)
 
@@ -138,28 +138,21 @@ async def _all(engine: AsyncEngine, stmt: Any) -> list[Any]:
         return list(await conn.execute(stmt))
 
 
-def _int(q: Mapping[str, str], name: str, default: int, most: int) -> int:
+def _int(q: Mapping[str, str], name: str, default: int | None, least: int, most: int) -> int | None:
+    """An integer parameter within [least, most], else ``BadParameter`` naming it."""
     if name not in q:
         return default
     try:
         value = int(q[name])
     except ValueError:
         raise BadParameter(name) from None
-    if not 1 <= value <= most:
+    if not least <= value <= most:
         raise BadParameter(name)
     return value
 
 
 def _ticks(q: Mapping[str, str], name: str) -> int | None:
-    if name not in q:
-        return None
-    try:
-        value = int(q[name])
-    except ValueError:
-        raise BadParameter(name) from None
-    if not 0 <= value <= MAX_TICKS:
-        raise BadParameter(name)
-    return value
+    return _int(q, name, None, 0, MAX_TICKS)
 
 
 def _time(q: Mapping[str, str], name: str) -> datetime | None:

@@ -22,7 +22,7 @@ from archiver.coerce import integer, text
 from archiver.config import InfobipConfig
 from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
-from archiver.domain import Event, Gap, Page, Quarantined, Record
+from archiver.domain import Event, Gap, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
 from archiver.times import format_infobip_time, parse_offset_time
 
@@ -150,13 +150,7 @@ def parse_results(body: Any) -> PageParts:
     results = body.get("results") if isinstance(body, dict) else None
     if not isinstance(results, list):
         raise MalformedResponse("infobip: response has no results list")
-    good, bad = [], []
-    for entry in results:
-        reason = unreadable_reason(entry)
-        if reason:
-            bad.append(Quarantined(entry, reason))
-        else:
-            good.append(entry)
+    good, bad = set_aside(results, unreadable_reason)
     cursor = body.get("cursor")
     next_cursor = cursor.get("nextCursor") if isinstance(cursor, dict) else None
     return good, bad, next_cursor if isinstance(next_cursor, str) and next_cursor else None

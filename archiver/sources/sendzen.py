@@ -16,7 +16,7 @@ from archiver.coerce import text
 from archiver.config import SendZenConfig
 from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
-from archiver.domain import Event, Page, Quarantined, Record
+from archiver.domain import Event, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
 from archiver.times import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
@@ -107,13 +107,7 @@ def parse_logs_page(body: Any) -> tuple[list[dict[str, Any]], list[Quarantined],
     token = data.get("next_page_token")
     if token is not None and not isinstance(token, str):
         raise MalformedResponse("sendzen: next_page_token is not a string")
-    good, bad = [], []
-    for log in logs:
-        reason = unreadable_reason(log)
-        if reason:
-            bad.append(Quarantined(log, reason))
-        else:
-            good.append(log)
+    good, bad = set_aside(logs, unreadable_reason)
     return good, bad, token or None
 
 
