@@ -20,7 +20,7 @@ from archiver.api.cursors import Cursors
 from archiver.config import SENDZEN_EVENT_TYPES
 from archiver.db import models as m
 from archiver.sources.sendzen import MAX_TICKS, TICKS_DIGITS
-from archiver.times import parse_offset_time
+from archiver.times import parse_offset_time, ticks_to_datetime
 
 r, e = m.records, m.events
 SENDZEN_PAGE_MAX, INFOBIP_LIMIT_MAX = 1000, 1000
@@ -82,23 +82,18 @@ def infobip_query(q: Mapping[str, str], cursors: Cursors) -> InfobipQuery:
 async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery) -> tuple[list[str], list[Any] | None]:
     """Raw log texts, newest first, and the position after the last (None: no more)."""
     stmt = _scoped(reader, "sendzen", query.account)
-    if query.from_ticks is not None:
-        stmt = stmt.where(r.c.natural_key >= f"{query.from_ticks:0{TICKS_DIGITS}d}")
+    if query.from_ticks is not None:  # the key's ticks prefix is exact; the time lets the index help
+        stmt = stmt.where(r.c.natural_key >= f"{query.from_ticks:0{TICKS_DIGITS}d}",
+                          r.c.record_at >= ticks_to_datetime(query.from_ticks))
     if query.to_ticks is not None:
-        stmt = stmt.where(r.c.natural_key < f"{query.to_ticks + 1:0{TICKS_DIGITS}d}")
+        stmt = stmt.where(r.c.natural_key < f"{query.to_ticks + 1:0{TICKS_DIGITS}d}",
+                          r.c.record_at <= ticks_to_datetime(query.to_ticks))
     if query.event_types:
         stmt = stmt.where(e.c.event_type.in_(query.event_types))
     for key, value in (("phone_number_id", query.phone_number_id), ("flyout_url", query.url)):
         if value is not None:
             stmt = stmt.where(r.c.raw[key].as_string() == value)
-    if query.after:
-        key, account = query.after
-        stmt = stmt.where(or_(r.c.natural_key < key, and_(r.c.natural_key == key, r.c.account < account)))
-    stmt = stmt.order_by(r.c.natural_key.desc(), r.c.account.desc()).limit(query.size + 1)
-    rows = await _all(engine, stmt)
-    more = len(rows) > query.size
-    rows = rows[: query.size]
-    return [row.raw for row in rows], [rows[-1].natural_key, rows[-1].account] if more else None
+    return await _page(engine, stmt, query.after, query.size)
 
 
 async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery) -> tuple[list[str], list[Any] | None]:
@@ -114,16 +109,23 @@ async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery)
         stmt = stmt.where(columns[name].in_(values))
     if query.general_status:
         stmt = stmt.where(e.c.status == query.general_status.lower())
-    if query.after:
-        at, key, account = datetime.fromisoformat(query.after[0]), query.after[1], query.after[2]
+    return await _page(engine, stmt, query.after, query.limit)
+
+
+async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: int) -> tuple[list[str], list[Any] | None]:
+    """Raw texts newest first after the keyset position (time, key, account), and the next
+    position (None: no more). The order is the ``ix_records_order`` index's, so a page reads
+    only its own rows, however large the archive."""
+    if after:
+        at, key, account = datetime.fromisoformat(after[0]), after[1], after[2]
         stmt = stmt.where(or_(r.c.record_at < at, and_(r.c.record_at == at, or_(
             r.c.natural_key < key, and_(r.c.natural_key == key, r.c.account < account)))))
-    stmt = stmt.order_by(r.c.record_at.desc(), r.c.natural_key.desc(), r.c.account.desc()).limit(query.limit + 1)
-    rows = await _all(engine, stmt)
-    more = len(rows) > query.limit
-    rows = rows[: query.limit]
-    last = rows[-1] if rows else None
-    return [row.raw for row in rows], [last.record_at.isoformat(), last.natural_key, last.account] if more else None
+    rows = await _all(engine, stmt.order_by(r.c.record_at.desc(), r.c.natural_key.desc(), r.c.account.desc())
+                      .limit(size + 1))
+    if len(rows) <= size:
+        return [row.raw for row in rows], None
+    last = rows[size - 1]
+    return [row.raw for row in rows[:size]], [last.record_at.isoformat(), last.natural_key, last.account]
 
 
 def _scoped(reader: Reader, source: str, account: str | None) -> Any:
@@ -169,9 +171,10 @@ def _position(cursors: Cursors, kind: str, token: str | None, name: str) -> list
         return None
     try:
         position = cursors.read(kind, token)
-    except ValueError:
+        datetime.fromisoformat(position[0])
+    except (ValueError, TypeError, IndexError):
         raise BadParameter(name) from None
-    if not isinstance(position, list) or not all(isinstance(p, str) for p in position):
+    if not isinstance(position, list) or len(position) != 3 or not all(isinstance(p, str) for p in position):
         raise BadParameter(name)
     return position
 

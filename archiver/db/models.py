@@ -71,6 +71,7 @@ records = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     UniqueConstraint("source", "account", "natural_key", name="uq_records_key"),
     Index("ix_records_time", "source", "account", "record_at"),
+    Index("ix_records_order", "source", "record_at", "natural_key", "account"),  # compatible pages, newest first
 )
 
 events = Table(
@@ -110,6 +111,7 @@ events = Table(
     Index("ix_events_occurred", "source", "account", "occurred_at"),
     Index("ix_events_sender", "sender"),  # the read side: a customer's messages by number
     Index("ix_events_recipient", "recipient"),
+    Index("ix_events_message_id", "message_id"),  # a message by id, whatever its account
 )
 
 messages = Table(
