@@ -81,7 +81,7 @@ def infobip_query(q: Mapping[str, str], cursors: Cursors) -> InfobipQuery:
 
 async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery) -> tuple[list[str], list[Any] | None]:
     """Raw log texts, newest first, and the position after the last (None: no more)."""
-    stmt = _scoped(reader, "sendzen", query.account)
+    stmt = _scoped(reader, "sendzen", query.account, normalized=bool(query.event_types))
     if query.from_ticks is not None:  # the key's ticks prefix is exact; the time lets the index help
         stmt = stmt.where(r.c.natural_key >= f"{query.from_ticks:0{TICKS_DIGITS}d}",
                           r.c.record_at >= ticks_to_datetime(query.from_ticks))
@@ -98,7 +98,8 @@ async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery)
 
 async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery) -> tuple[list[str], list[Any] | None]:
     """Each message's latest archived version, newest ``sentAt`` first, and the next position."""
-    stmt = _scoped(reader, "infobip", query.account)
+    needs = bool(query.general_status) or bool({"sender", "destination"} & set(query.lists))
+    stmt = _scoped(reader, "infobip", query.account, normalized=needs)
     if query.since is not None:
         stmt = stmt.where(r.c.record_at >= query.since)
     if query.until is not None:
@@ -128,10 +129,14 @@ async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: i
     return [row.raw for row in rows[:size]], [last.record_at.isoformat(), last.natural_key, last.account]
 
 
-def _scoped(reader: Reader, source: str, account: str | None) -> Any:
+def _scoped(reader: Reader, source: str, account: str | None, normalized: bool) -> Any:
+    """The reader's records of ``source``; joined to their events only when a filter needs
+    a normalized column (a plain walk reads one table)."""
     stmt = (select(cast(r.c.raw, Text).label("raw"), r.c.natural_key, r.c.account, r.c.record_at)
-            .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
             .where(reader.scope(r, source)))
+    if normalized:
+        stmt = stmt.join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account,
+                                 e.c.natural_key == r.c.natural_key))
     return stmt.where(r.c.account == account) if account else stmt
 
 

@@ -20,6 +20,7 @@ from archiver.api.compat import BadParameter
 from archiver.api.cursors import Cursors
 from archiver.db import models as m
 from archiver.db.store import EVENT_COLUMNS
+from archiver.db.where import owned_keys
 from archiver.export import to_line
 from archiver.times import parse_cli_time, rfc3339
 
@@ -145,18 +146,16 @@ async def _describe(conn: Any, keys: list[Any]) -> list[dict[str, Any]]:
     if not keys:
         return []
     wanted = [(k.source, k.account, k.message_id) for k in keys]
-    where = tuple_(e.c.source, e.c.account, e.c.message_id).in_(wanted)
-    rows = await conn.execute(select(e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
-                              .where(where).order_by(e.c.occurred_at, e.c.id))
     facts: dict[tuple[str, str, str], dict[str, Any]] = {k: {} for k in wanted}
-    for row in rows:
-        mine = facts[(row.source, row.account, row.message_id)]
-        for name in FIELDS:
+    for row in await conn.execute(select(e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
+                                  .where(owned_keys(e, "message_id", wanted)).order_by(e.c.occurred_at, e.c.id)):
+        mine = facts.get((row.source, row.account, row.message_id))
+        for name in FIELDS if mine is not None else ():
             if mine.get(name) is None and getattr(row, name) is not None:
                 mine[name] = getattr(row, name)
     statuses = {(s.source, s.account, s.message_id): s for s in await conn.execute(
         select(msg.c.source, msg.c.account, msg.c.message_id, msg.c.status, msg.c.status_at)
-        .where(tuple_(msg.c.source, msg.c.account, msg.c.message_id).in_(wanted)))}
+        .where(owned_keys(msg, "message_id", wanted)))}
     return [_summary(k, facts[k], statuses.get(k)) for k in wanted]
 
 

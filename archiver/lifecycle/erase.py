@@ -13,11 +13,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, tuple_
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec
 from archiver.db import models as m
+from archiver.db.where import owned_keys
 from archiver.lifecycle.subjects import database_key, digest, normalise
 from archiver.times import utcnow
 
@@ -62,15 +63,12 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
     keys = {(s, a, k) for s, a, _, k in batch}
     if messages:
         keys |= {tuple(row) for row in await conn.execute(  # type: ignore[misc]
-            select(e.c.source, e.c.account, e.c.natural_key)
-            .where(tuple_(e.c.source, e.c.account, e.c.message_id).in_(list(messages))))}
+            select(e.c.source, e.c.account, e.c.natural_key).where(owned_keys(e, "message_id", messages)))}
     targets = {
-        "records": (r, tuple_(r.c.source, r.c.account, r.c.natural_key).in_(list(keys))),
-        "events": (e, tuple_(e.c.source, e.c.account, e.c.natural_key).in_(list(keys))),
-        "messages": (m.messages, tuple_(m.messages.c.source, m.messages.c.account, m.messages.c.message_id)
-                     .in_(list(messages) or [("", "", "")])),
-        "status_history": (m.status_history, tuple_(m.status_history.c.source, m.status_history.c.account,
-                                                    m.status_history.c.message_id).in_(list(messages) or [("", "", "")])),
+        "records": (r, owned_keys(r, "natural_key", keys)),
+        "events": (e, owned_keys(e, "natural_key", keys)),
+        "messages": (m.messages, owned_keys(m.messages, "message_id", messages)),
+        "status_history": (m.status_history, owned_keys(m.status_history, "message_id", messages)),
     }
     return {name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}
 

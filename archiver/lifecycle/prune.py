@@ -11,13 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.db import models as m
+from archiver.db.where import owned_keys
 from archiver.times import utcnow
 
-BATCH = 10_000
+BATCH = 2_000
+"""Records per transaction: short enough that a poll waiting to write waits little."""
 e, r = m.events, m.records
 
 
@@ -42,18 +44,16 @@ async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
     done = {
-        "events": await _delete(conn, e, tuple_(e.c.source, e.c.account, e.c.natural_key).in_(keys)),
-        "records": await _delete(conn, r, tuple_(r.c.source, r.c.account, r.c.natural_key).in_(keys)),
+        "events": await _delete(conn, e, owned_keys(e, "natural_key", keys)),
+        "records": await _delete(conn, r, owned_keys(r, "natural_key", keys)),
     }
     if not messages:
         return {**done, "messages": 0, "status_history": 0}
     left = {tuple(row) for row in await conn.execute(
-        select(e.c.source, e.c.account, e.c.message_id).distinct()
-        .where(tuple_(e.c.source, e.c.account, e.c.message_id).in_(messages)))}
+        select(e.c.source, e.c.account, e.c.message_id).distinct().where(owned_keys(e, "message_id", messages)))}
     gone = [mid for mid in messages if mid not in left]
     for name, table in (("messages", m.messages), ("status_history", m.status_history)):
-        done[name] = await _delete(conn, table, tuple_(table.c.source, table.c.account, table.c.message_id)
-                                   .in_(gone or [("", "", "")]))
+        done[name] = await _delete(conn, table, owned_keys(table, "message_id", gone))
     return done
 
 
