@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, Iterable
+import threading
+from typing import Any, Iterable, TextIO
 
 import structlog
 
@@ -23,7 +24,7 @@ def configure(fmt: str = "auto", level: str = "info", secrets: Iterable[str] = (
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=lambda *_args: LineWriter(sys.stderr),
         cache_logger_on_first_use=False,
     )
     _route_stdlib_logging(renderer, shared, numeric_level)
@@ -32,6 +33,7 @@ def configure(fmt: str = "auto", level: str = "info", secrets: Iterable[str] = (
 def _route_stdlib_logging(renderer: Any, shared: list[Any], level: int) -> None:
     """Libraries (apscheduler, aiohttp, alembic) log through stdlib: same format, same scrubbing."""
     handler = logging.StreamHandler(sys.stderr)
+    handler.lock = WRITE_LOCK  # one lock for both writers: lines from threads never interleave
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
@@ -42,6 +44,24 @@ def _route_stdlib_logging(renderer: Any, shared: list[Any], level: int) -> None:
     # apscheduler warns on every tick a long pass overlaps; our own pass logs say more.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     logging.getLogger("alembic").setLevel(max(level, logging.WARNING))  # its INFO is per-start chatter
+
+
+WRITE_LOCK = threading.RLock()
+
+
+class LineWriter:
+    """structlog's output: one whole line per event, under the lock the stdlib handler
+    (libraries' logs, from their own threads) takes too."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def msg(self, message: str) -> None:
+        with WRITE_LOCK:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = failure = fatal = msg
 
 
 class Scrubber:
