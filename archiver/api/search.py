@@ -147,8 +147,10 @@ async def _describe(conn: Any, keys: list[Any]) -> list[dict[str, Any]]:
         return []
     wanted = [(k.source, k.account, k.message_id) for k in keys]
     facts: dict[tuple[str, str, str], dict[str, Any]] = {k: {} for k in wanted}
-    for row in await conn.execute(select(e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
-                                  .where(owned_keys(e, "message_id", wanted)).order_by(e.c.occurred_at, e.c.id)):
+    rows = await conn.execute(select(e.c.id, e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
+                              .where(owned_keys(e, "message_id", wanted)))
+    # sorted here: an ORDER BY occurred_at would tempt the planner into the time index, a scan
+    for row in sorted(rows, key=lambda row: (row.occurred_at is None, row.occurred_at or 0, row.id)):
         mine = facts.get((row.source, row.account, row.message_id))
         for name in FIELDS if mine is not None else ():
             if mine.get(name) is None and getattr(row, name) is not None:
