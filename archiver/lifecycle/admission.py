@@ -8,6 +8,7 @@ another process takes effect on the next poll; cheap when nothing is forbidden.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -45,7 +46,7 @@ class Admission:
         if self._key is None:
             return False
         event = record.event
-        return any(number and digest(self._key, number.lstrip("+")) in self._tombstones
+        return any(number and digest(self._key, re.sub(r"\D", "", number)) in self._tombstones
                    for number in (event.sender, event.recipient))
 
 
