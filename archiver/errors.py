@@ -1,7 +1,7 @@
 """The archiver's errors: one root, grouped by what the caller should do about them.
 
 Low-level library errors (aiohttp, JSON, SQLAlchemy) are translated into these at one
-boundary each (``http.py``, ``config.py``) so the rest of the code reasons only in terms
+boundary each (``http.py``, ``config.py``, ``db/store.py``) so the rest of the code reasons only in terms
 of "retry it", "stop this source" or "tell the user".
 """
 
@@ -70,6 +70,11 @@ class ProviderBusy(SourceError):
     def __init__(self, message: str, until: datetime) -> None:
         super().__init__(message)
         self.until = until
+
+
+class DatabaseError(ArchiverError):
+    """A statement failed or the database went away; its transaction was rolled back,
+    so nothing of it is half-written. The message is the driver's first line."""
 
 
 class Unreadable(ArchiverError, ValueError):

@@ -14,6 +14,7 @@ from typing import IO, Awaitable, Callable, Protocol
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from archiver.db.dialect import is_sqlite
 from archiver.leases import PostgresLeases
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,6 @@ class FileLeadership:
 
 
 def leadership_for(engine: AsyncEngine, accounts: list[tuple[str, str]], lease_seconds: float) -> Leadership:
-    if engine.dialect.name == "postgresql":
+    if not is_sqlite(engine):
         return PostgresLeases(engine, accounts, lease_seconds)
     return FileLeadership(engine.url.database or "archive.db")

@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from archiver.db.dialect import is_sqlite
 from archiver.errors import ArchiverError, one_line
 
 log = structlog.get_logger(__name__)
@@ -209,7 +210,7 @@ async def backfill_claims(engine: AsyncEngine, accounts: list[tuple[str, str]],
     """A one-shot backfill takes the free accounts under the same leases as the daemons
     (renewed while it runs, released when it ends); accounts a live process polls stay
     with it. ``None`` on SQLite, where the daemon's flock already keeps writers apart."""
-    if engine.dialect.name != "postgresql":
+    if is_sqlite(engine):
         yield None
         return
     leases = PostgresLeases(engine, accounts, lease_seconds)

@@ -22,6 +22,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from archiver.db.dialect import is_sqlite
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -87,7 +89,7 @@ async def migrate(engine: AsyncEngine) -> None:
     Several processes may start at once (replicas, a daemon and a one-shot export):
     a lock makes them migrate one after the other instead of racing to create tables.
     """
-    if engine.dialect.name == "postgresql":
+    if not is_sqlite(engine):
         async with engine.begin() as conn:
             await conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
             await conn.run_sync(_upgrade)

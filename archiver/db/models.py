@@ -8,7 +8,7 @@ bookkeeping: checkpoints, the coverage ledger, gaps and runs.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -28,27 +28,26 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from archiver.db.dialect import SQLITE_TIME_LENGTH, is_sqlite, loaded_time, stored_time
+
 metadata = MetaData()
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware UTC in, aware UTC out, on SQLite (which stores naive text) as on PostgreSQL."""
+    """Aware UTC in, aware UTC out, on SQLite (which stores text) as on PostgreSQL; the
+    text is ``archiver.db.dialect.stored_time``'s, the bulk writer's too."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        utc = value.astimezone(timezone.utc)
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        return dialect.type_descriptor(String(SQLITE_TIME_LENGTH) if is_sqlite(dialect) else DateTime(timezone=True))
 
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> Any:
+        return stored_time(value, is_sqlite(dialect))
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        return loaded_time(value)
 
 
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -237,4 +236,12 @@ workers = Table(
     metadata,
     Column("owner", String(300), primary_key=True),
     Column("beat_at", UTCDateTime, nullable=False),
+)
+
+tallies = Table(
+    "tallies",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("records", BigInteger, nullable=False),  # rows in ``records``, kept in the same transactions
 )

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver import jsoncodec
 from archiver.db import models as m
+from archiver.db.dialect import translated_errors
 from archiver.domain import Quarantined
 from archiver.times import utcnow
 
@@ -29,22 +30,25 @@ class QuarantineLog:
             return
         now = utcnow()
         rows = [_row(source, account, item, now) for item in items]
-        async with self._engine.begin() as conn:
-            await conn.execute(self._insert(m.quarantine).on_conflict_do_nothing(), rows)
+        with translated_errors():
+            async with self._engine.begin() as conn:
+                await conn.execute(self._insert(m.quarantine).on_conflict_do_nothing(), rows)
 
     async def count(self, source: str, account: str | None = None) -> int:
         query = select(func.count()).select_from(m.quarantine).where(m.quarantine.c.source == source)
         if account is not None:
             query = query.where(m.quarantine.c.account == account)
-        async with self._engine.connect() as conn:
-            return int(await conn.scalar(query) or 0)
+        with translated_errors():
+            async with self._engine.connect() as conn:
+                return int(await conn.scalar(query) or 0)
 
     async def rows(self, source: str) -> AsyncIterator[Any]:
         query = (select(m.quarantine.c.account, m.quarantine.c.raw, m.quarantine.c.reason, m.quarantine.c.seen_at)
                  .where(m.quarantine.c.source == source).order_by(m.quarantine.c.id))
-        async with self._engine.connect() as conn:
-            async for row in await conn.stream(query):
-                yield row
+        with translated_errors():
+            async with self._engine.connect() as conn:
+                async for row in await conn.stream(query):
+                    yield row
 
 
 def _row(source: str, account: str, item: Quarantined, now: Any) -> dict[str, Any]:

@@ -9,17 +9,17 @@ can never cover a record that is not committed.
 from __future__ import annotations
 
 import operator
-import sqlite3
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
 from sqlalchemy import Text, and_, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec, ledger
-from archiver.db import models as m
+from archiver.db import dialect, models as m, tallies
+from archiver.db.dialect import is_sqlite, translated_errors
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
 from archiver.ledger import Covered
@@ -53,13 +53,27 @@ class Store:
         self.engine = engine
         self.admission = admission or Admission()
         """What retention and erasure forbid never enters (see ``archiver.lifecycle.admission``)."""
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        self._insert = dialect.insert(engine)
         self._upserts = _Upserts(self._insert, engine.dialect)
-        self._sqlite = engine.dialect.name == "sqlite"
+        self._sqlite = dialect.is_sqlite(engine)
         self.quarantine = QuarantineLog(engine, self._insert)
         self.fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
         """Set by a daemon sharing PostgreSQL: every write first proves the account is still
         this process's (``archiver.leases``), inside the write's own transaction."""
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """One transaction, committed on leaving; the one place where the drivers' errors
+        become the archiver's own (``DatabaseError``), as ``http.py`` does for HTTP's."""
+        with translated_errors():
+            async with self.engine.begin() as conn:
+                yield conn
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncConnection]:
+        with translated_errors():
+            async with self.engine.connect() as conn:
+                yield conn
 
     async def _begin_writing(self, conn: AsyncConnection) -> None:
         """On SQLite, take the write lock first, in aiosqlite's thread: if another process
@@ -80,12 +94,15 @@ class Store:
         """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
         now = utcnow()
         records = self.admission.admit(records, now)
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await self._begin_writing(conn)
             if self.fence is not None:
                 await self.fence(conn, source, account)
             if records:
-                await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
+                unique = _unique_by_key(records)
+                fresh = await tallies.new_keys(conn, source, account, [r.key for r in unique])
+                await self._upsert_records(conn, (source, account), unique, now)
+                await tallies.add(conn, source, account, fresh)
             if checkpoint is not None:
                 await self._advance_checkpoint(conn, source, account, checkpoint, now)
             if window is not None:
@@ -133,25 +150,25 @@ class Store:
         ))
 
     async def checkpoint(self, source: str, account: str) -> datetime | None:
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return await conn.scalar(select(m.checkpoints.c.position).where(_owned(m.checkpoints, source, account)))
 
     async def set_checkpoint(self, source: str, account: str, position: datetime) -> None:
         """Force the checkpoint (tests, operators rewinding); ``save`` only moves it forward."""
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(m.checkpoints.delete().where(_owned(m.checkpoints, source, account)))
             await conn.execute(m.checkpoints.insert(), {"source": source, "account": account,
                                                         "position": position, "updated_at": utcnow()})
 
     async def add_gap(self, source: str, account: str, gap: Gap) -> None:
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(self._insert(m.gaps).on_conflict_do_nothing(), {
                 "source": source, "account": account, "gap_from": gap.start, "gap_to": gap.end,
                 "reason": gap.reason, "detected_at": utcnow()})
 
     async def gaps(self, source: str, account: str) -> list[Gap]:
         query = select(m.gaps).where(_owned(m.gaps, source, account)).order_by(m.gaps.c.gap_from)
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return [Gap(r.gap_from, r.gap_to, r.reason) for r in await conn.execute(query)]
 
     async def pending_messages(self, source: str, account: str, since: datetime) -> list[tuple[str, datetime]]:
@@ -161,17 +178,17 @@ class Store:
         query = (select(e.c.message_id, func.min(e.c.occurred_at))
                  .where(_owned(e, source, account), e.c.is_final.is_(False), e.c.occurred_at >= since)
                  .group_by(e.c.message_id).order_by(e.c.message_id))
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return [(mid, at) for mid, at in await conn.execute(query)]
 
     async def start_run(self, source: str, account: str, kind: str) -> int:
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             result = await conn.execute(m.runs.insert().values(source=source, account=account, kind=kind,
                                                                started_at=utcnow()).returning(m.runs.c.id))
             return int(result.scalar_one())
 
     async def finish_run(self, run_id: int, *, ok: bool, records: int, requests: int, error: str | None = None) -> None:
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await conn.execute(m.runs.update().where(m.runs.c.id == run_id).values(
                 finished_at=utcnow(), ok=ok, records=records, requests=requests, error=error))
 
@@ -181,7 +198,7 @@ class Store:
         Ordered by start, which ``ix_runs_source`` serves, so this stays one index probe
         when a daemon has logged a run a minute for months."""
         r = m.runs
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             ok = (await conn.execute(select(r).where(_owned(r, source, account), r.c.ok.is_(True))
                                      .order_by(r.c.started_at.desc()).limit(1))).first()
             bad = (await conn.execute(select(r).where(_owned(r, source, account), r.c.ok.is_(False))
@@ -190,20 +207,20 @@ class Store:
 
     async def owners(self) -> dict[tuple[str, str], str]:
         """Which process polls each account now (scale-out on PostgreSQL; empty otherwise)."""
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             rows = await conn.execute(select(m.leases.c.source, m.leases.c.account, m.leases.c.owner)
                                       .where(m.leases.c.owner.is_not(None), m.leases.c.expires_at > utcnow()))
             return {(r.source, r.account): r.owner for r in rows}
 
     async def count_records(self, source: str, account: str) -> int:
-        async with self.engine.connect() as conn:
-            return int(await conn.scalar(select(func.count()).select_from(m.records)
-                                         .where(_owned(m.records, source, account))) or 0)
+        """The account's tally (``archiver.db.tallies``): one row read, however large the archive."""
+        async with self._reading() as conn:
+            return await tallies.count(conn, source, account)
 
     async def coverage(self, source: str, account: str) -> list[tuple[datetime, datetime]]:
         c = m.coverage
         query = select(c.c.window_from, c.c.window_to).where(_owned(c, source, account)).order_by(c.c.window_from)
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             return [(a, b) for a, b in await conn.execute(query)]
 
     async def compact_coverage(self, source: str, account: str) -> int:
@@ -212,7 +229,7 @@ class Store:
         read are locked (PostgreSQL) or the write lock is held (SQLite) until commit."""
         c = m.coverage
         query = select(c).where(_owned(c, source, account)).with_for_update()
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await self._begin_writing(conn)
             rows = (await conn.execute(query)).all()
             merged = ledger.merge(Covered(r.window_from, r.window_to, r.records, r.pages, r.finished_at) for r in rows)
@@ -241,7 +258,7 @@ class Store:
             query = query.where(r.c.record_at <= until)
         if account is not None:
             query = query.where(r.c.account == account)
-        async with self.engine.connect() as conn:
+        async with self._reading() as conn:
             result = await conn.stream(query.execution_options(yield_per=1000))
             async for row in result:
                 yield row
@@ -256,8 +273,8 @@ class _Upserts:
     Everything else in ``Store`` uses Core.
     """
 
-    def __init__(self, insert: Any, dialect: Any) -> None:
-        self._sqlite = dialect.name == "sqlite"
+    def __init__(self, insert: Any, sql_dialect: Any) -> None:
+        self._sqlite = is_sqlite(sql_dialect)
         stmt = insert(m.records)
         records = stmt.on_conflict_do_update(
             index_elements=["source", "account", "natural_key"],
@@ -281,7 +298,7 @@ class _Upserts:
         self._compiled: dict[str, tuple[str, Any]] = {}
         for name, statement in (("records", records), ("events", events), ("messages", messages), ("history", history)):
             columns = UPSERT_COLUMNS[name]
-            compiled = statement.values({c: bindparam(c) for c in columns}).compile(dialect=dialect)
+            compiled = statement.values({c: bindparam(c) for c in columns}).compile(dialect=sql_dialect)
             order = [columns.index(k) for k in compiled.positiontup or []]  # the driver's parameter order
             reorder = None if order == list(range(len(columns))) else operator.itemgetter(*order)
             self._compiled[name] = (str(compiled), reorder)
@@ -291,7 +308,7 @@ class _Upserts:
             return
         sql, reorder = self._compiled[name]
         params = rows if reorder is None else [reorder(row) for row in rows]
-        handle = await sqlite3_connection(conn) if self._sqlite else None
+        handle = await dialect.sqlite3_connection(conn) if self._sqlite else None
         if handle is not None:
             # On the loop's thread, synchronously: a few ms per 1,000 rows, and the write
             # lock is already held (``Store._begin_writing``). In aiosqlite's thread, the
@@ -319,23 +336,7 @@ class _Upserts:
         return time
 
     def time(self, value: datetime | None) -> Any:
-        """UTC; on SQLite in the very text form SQLAlchemy's DateTime stores and compares."""
-        if value is None:
-            return None
-        utc = value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
-        return utc.isoformat(sep=" ", timespec="microseconds")[:26] if self._sqlite else utc
-
-
-async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None:
-    """The ``sqlite3`` connection under aiosqlite. Safe to use from the loop's thread
-    while this task holds the engine's only connection: its worker thread is idle
-    between awaited calls (``connect`` opens it with ``check_same_thread=False``).
-
-    ``None`` if a future aiosqlite hides it elsewhere: writes then take the slower
-    path through aiosqlite's thread rather than fail (a test pins the fast path)."""
-    raw = await conn.get_raw_connection()
-    handle = getattr(raw.driver_connection, "_conn", None)
-    return handle if isinstance(handle, sqlite3.Connection) else None
+        return dialect.stored_time(value, self._sqlite)
 
 
 def _owned(table: Any, source: str, account: str) -> Any:

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec
-from archiver.db import models as m
+from archiver.db import models as m, tallies
 from archiver.db.where import owned_keys
 from archiver.lifecycle.subjects import database_key, digest, normalise
 from archiver.times import utcnow
@@ -64,13 +64,15 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
     if messages:
         keys |= {tuple(row) for row in await conn.execute(  # type: ignore[misc]
             select(e.c.source, e.c.account, e.c.natural_key).where(owned_keys(e, "message_id", messages)))}
+    records = (await _remove(conn, r, owned_keys(r, "natural_key", keys), dry_run) if dry_run
+               else await tallies.delete_records(conn, keys))  # type: ignore[arg-type]
     targets = {
-        "records": (r, owned_keys(r, "natural_key", keys)),
         "events": (e, owned_keys(e, "natural_key", keys)),
         "messages": (m.messages, owned_keys(m.messages, "message_id", messages)),
         "status_history": (m.status_history, owned_keys(m.status_history, "message_id", messages)),
     }
-    return {name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}
+    return {"records": records,
+            **{name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}}
 
 
 async def _remove(conn: AsyncConnection, table: Any, where: Any, dry_run: bool) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import models as m
+from archiver.db import models as m, tallies
 from archiver.db.where import owned_keys
 from archiver.times import utcnow
 
@@ -45,7 +45,7 @@ async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
     done = {
         "events": await _delete(conn, e, owned_keys(e, "natural_key", keys)),
-        "records": await _delete(conn, r, owned_keys(r, "natural_key", keys)),
+        "records": await tallies.delete_records(conn, keys),
     }
     if not messages:
         return {**done, "messages": 0, "status_history": 0}

@@ -15,7 +15,7 @@ import secrets
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from archiver.db import models as m
+from archiver.db import dialect, models as m
 
 KEY_NAME = "tombstone-hmac-key"
 
@@ -36,13 +36,7 @@ async def database_key(conn: AsyncConnection) -> bytes:
     """This database's HMAC key, generated on first use (racing processes agree on one)."""
     found = await conn.scalar(select(m.archive_secrets.c.value).where(m.archive_secrets.c.name == KEY_NAME))
     if found is None:
-        insert = (m.archive_secrets.insert().values(name=KEY_NAME, value=secrets.token_hex(32)))
-        dialect = conn.dialect.name
-        if dialect in ("postgresql", "sqlite"):
-            from sqlalchemy.dialects import postgresql, sqlite
-
-            insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(m.archive_secrets).values(
-                name=KEY_NAME, value=secrets.token_hex(32)).on_conflict_do_nothing()
-        await conn.execute(insert)
+        await conn.execute(dialect.insert(conn)(m.archive_secrets).values(
+            name=KEY_NAME, value=secrets.token_hex(32)).on_conflict_do_nothing())
         found = await conn.scalar(select(m.archive_secrets.c.value).where(m.archive_secrets.c.name == KEY_NAME))
     return bytes.fromhex(found)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 from alembic import command
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import models as m
+from archiver.db import models as m, tallies
 from archiver.db.connect import alembic_config, create_engine
 from archiver.db.store import Store
 from archiver.simulator import infobip_message, sendzen_log
@@ -38,6 +38,20 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
+class OldStore(Store):
+    """The store as it wrote before a migration: without the tallies (0007) it lacks then."""
+
+    async def save(self, *args: Any, **kwargs: Any) -> None:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tallies, "new_keys", _none)
+            patch.setattr(tallies, "add", _none)
+            await super().save(*args, **kwargs)
+
+
+async def _none(*args: Any) -> int:
+    return 0
+
+
 async def keys(engine: AsyncEngine, table: object) -> set[tuple[str, str]]:
     async with engine.connect() as conn:
         return {(r.source, r.natural_key) for r in await conn.execute(select(table.c.source, table.c.natural_key))}  # type: ignore[attr-defined]
@@ -45,7 +59,7 @@ async def keys(engine: AsyncEngine, table: object) -> set[tuple[str, str]]:
 
 async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: AsyncEngine) -> None:
     await to_revision(engine, "0001")
-    store = Store(engine)
+    store = OldStore(engine)
     current = [parse_log(sendzen_log(i, T + timedelta(seconds=i))) for i in range(5)]
     # as version 0001 keyed them: the bare content hash
     await store.save("sendzen", "default", [replace(r, key=r.key.split(":")[1]) for r in current])
@@ -53,6 +67,7 @@ async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: Asyn
     await store.save("infobip", "default", infobip)
 
     await to_revision(engine, "head")
+    store = Store(engine)
 
     expected = {("sendzen", r.key) for r in current} | {("infobip", r.key) for r in infobip}
     assert await keys(engine, m.records) == expected
@@ -68,12 +83,13 @@ async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engi
     """Rows and checkpoint written at 0002 belong to account 'default' at head, nothing re-fetched;
     every later migration (quarantine, read indexes, lifecycle, leases) also goes back down."""
     await to_revision(engine, "0002")
-    store = Store(engine)
+    store = OldStore(engine)
     records = [parse_log(sendzen_log(i, T + timedelta(minutes=i))) for i in range(7)]
     await store.save("sendzen", "default", records, checkpoint=T + timedelta(minutes=5))
 
     await to_revision(engine, "head")
-    assert await store.count_records("sendzen", "default") == 7
+    store = Store(engine)
+    assert await store.count_records("sendzen", "default") == 7, "the tally starts from the rows there"
     assert await store.checkpoint("sendzen", "default") == T + timedelta(minutes=5)
     assert await store.owners() == {}
     await store.save("sendzen", "default", records)

@@ -1,0 +1,103 @@
+"""Everything that differs between SQLite and PostgreSQL, in one place.
+
+The rest of ``archiver.db`` asks this module instead of testing ``dialect.name``:
+which ``INSERT … ON CONFLICT`` to build, how a time is stored, how to reach the
+``sqlite3`` connection under aiosqlite (the one reach into a library's internals,
+pinned by ``tests/db/test_dialect.py``), how to count which keys are present, and
+which errors the drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Sequence
+
+from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from archiver.errors import DatabaseError, one_line
+
+SQLITE_TIME_LENGTH = 26
+"""``YYYY-MM-DD HH:MM:SS.ffffff``: the text form SQLite columns hold and compare."""
+
+
+def is_sqlite(bind: Any) -> bool:
+    """``bind``: an engine, a connection or a dialect."""
+    return getattr(bind, "dialect", bind).name == "sqlite"
+
+
+def insert(bind: Any) -> Callable[..., Any]:
+    """The dialect's ``insert`` (both have ``on_conflict_do_update``/``_do_nothing``)."""
+    return sqlite.insert if is_sqlite(bind) else postgresql.insert
+
+
+def as_utc(value: datetime) -> datetime:
+    """Aware UTC; a naive time is a bug upstream, never silently guessed."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
+
+
+def stored_time(value: datetime | None, on_sqlite: bool) -> Any:
+    """A time as the database stores it: SQLite text (which sorts as time does) or an
+    aware datetime for PostgreSQL's ``timestamptz``. The one formatter of both the
+    ``UTCDateTime`` column type and the bulk writer's rows."""
+    if value is None:
+        return None
+    utc = as_utc(value)
+    return utc.isoformat(sep=" ", timespec="microseconds")[:SQLITE_TIME_LENGTH] if on_sqlite else utc
+
+
+def loaded_time(value: datetime | str | None) -> datetime | None:
+    """A stored time back as aware UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None:
+    """The ``sqlite3`` connection under aiosqlite. Safe to use from the loop's thread
+    while this task holds the engine's only connection: its worker thread is idle
+    between awaited calls (``connect`` opens it with ``check_same_thread=False``).
+
+    ``None`` if a future aiosqlite hides it elsewhere: callers then take the slower path
+    through aiosqlite's thread rather than fail (a test pins the fast path)."""
+    raw = await conn.get_raw_connection()
+    handle = getattr(raw.driver_connection, "_conn", None)
+    return handle if isinstance(handle, sqlite3.Connection) else None
+
+
+async def count_present(conn: AsyncConnection, table: Any, owner: tuple[str, str], keys: Sequence[str]) -> int:
+    """How many of ``keys`` the owner's rows of ``table`` hold (by ``natural_key``), in
+    one statement with one parameter for the keys: a JSON list on SQLite, an array on
+    PostgreSQL."""
+    where = [table.c.source == owner[0], table.c.account == owner[1]]
+    if is_sqlite(conn):
+        handle = await sqlite3_connection(conn)
+        sql = (f"SELECT count(*) FROM {table.name} WHERE source = ? AND account = ? "
+               "AND natural_key IN (SELECT value FROM json_each(?))")
+        if handle is not None:  # the write lock is held: see ``Store._begin_writing``
+            return int(handle.execute(sql, (*owner, json.dumps(list(keys)))).fetchone()[0])
+        return int(await conn.scalar(select(func.count()).select_from(table).where(
+            *where, table.c.natural_key.in_(list(keys)))) or 0)
+    keys_param = bindparam("keys", list(keys), type_=ARRAY(String))
+    return int(await conn.scalar(select(func.count()).select_from(table).where(
+        *where, table.c.natural_key == any_(keys_param))) or 0)
+
+
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Driver errors (SQLAlchemy's wrapped ones, and sqlite3's from the bulk writer's
+    direct path) leave as ``DatabaseError`` with the driver's first line."""
+    try:
+        yield
+    except (DBAPIError, sqlite3.Error) as exc:
+        raise DatabaseError(f"database error: {one_line(str(getattr(exc, 'orig', None) or exc))}") from exc

@@ -1,0 +1,64 @@
+"""The one place SQLite and PostgreSQL differ, and the one reach into aiosqlite's insides."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from archiver.db import dialect, models as m
+from archiver.db.connect import create_engine
+from archiver.db.store import Store
+from tests.db.test_store import status_event
+
+IST = timezone(timedelta(hours=5, minutes=30))
+
+
+def test_one_time_format_for_both_databases() -> None:
+    moment = datetime(2024, 5, 1, 5, 30, 0, 7, tzinfo=IST)
+    assert dialect.stored_time(moment, on_sqlite=True) == "2024-05-01 00:00:00.000007"
+    assert dialect.stored_time(moment, on_sqlite=False) == moment and \
+        dialect.stored_time(moment, on_sqlite=False).tzinfo is timezone.utc
+    assert dialect.loaded_time("2024-05-01 00:00:00.000007") == moment
+    assert dialect.loaded_time(datetime(2024, 5, 1)) == datetime(2024, 5, 1, tzinfo=timezone.utc)
+    with pytest.raises(ValueError, match="naive"):
+        dialect.stored_time(datetime(2024, 5, 1), on_sqlite=True)
+
+
+async def test_a_time_reads_back_as_written(store: Store) -> None:
+    """Through the column type (Core) and the bulk writer alike, on both databases."""
+    record = status_event("a", "sent", 0)
+    await store.save("sendzen", "default", [record])
+    async with store.engine.connect() as conn:
+        got = await conn.scalar(select(m.records.c.record_at).where(m.records.c.record_at == record.at))
+    assert got == record.at and got.tzinfo is timezone.utc
+
+
+async def test_count_present(store: Store) -> None:
+    await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("b", "read", 1)])
+    async with store.engine.begin() as conn:
+        assert await dialect.count_present(conn, m.records, ("sendzen", "default"), ["a", "b", "c", "'"]) == 2
+        assert await dialect.count_present(conn, m.records, ("sendzen", "other"), ["a"]) == 0
+
+
+async def test_the_sqlite3_connection_under_aiosqlite_is_reachable(tmp_path: Path) -> None:
+    """Fails loudly if aiosqlite moves its connection: the bulk writes' fast path needs it."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    try:
+        async with engine.connect() as conn:
+            assert isinstance(await dialect.sqlite3_connection(conn), sqlite3.Connection)
+    finally:
+        await engine.dispose()
+
+
+async def test_without_the_fast_path_writes_still_work(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def hidden(conn: object) -> None:
+        return None
+
+    monkeypatch.setattr("archiver.db.dialect.sqlite3_connection", hidden)
+    await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("b", "read", 1)])
+    await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("c", "read", 2)])
+    assert await store.count_records("sendzen", "default") == 3
