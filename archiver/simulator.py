@@ -223,7 +223,7 @@ class FakeInfobip(FakeServer):
         self.messages: dict[str, dict[str, Any]] = {}
         self.rate_limit, self.rate_period = rate_limit, rate_period
         self.supports_cursor, self.offset = supports_cursor, offset
-        self._arrivals: deque[float] = deque()
+        self._arrivals: dict[str, deque[float]] = {}  # per key: Infobip limits each account
         self._index: list[tuple[datetime, str]] = []  # (sentAt, messageId), sorted
 
     def add(self, *entries: dict[str, Any]) -> None:
@@ -248,13 +248,14 @@ class FakeInfobip(FakeServer):
     def error_body(self, status: int) -> Any:
         return {"requestError": {"serviceException": {"messageId": "GENERAL_ERROR", "text": "Something went wrong"}}}
 
-    def _over_limit(self) -> float | None:
+    def _over_limit(self, key: str) -> float | None:
         now = time.monotonic()
-        while self._arrivals and self._arrivals[0] <= now - self.rate_period:
-            self._arrivals.popleft()
-        if len(self._arrivals) >= self.rate_limit:
-            return self._arrivals[0] + self.rate_period - now
-        self._arrivals.append(now)
+        arrivals = self._arrivals.setdefault(key, deque())
+        while arrivals and arrivals[0] <= now - self.rate_period:
+            arrivals.popleft()
+        if len(arrivals) >= self.rate_limit:
+            return arrivals[0] + self.rate_period - now
+        arrivals.append(now)
         return None
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -263,7 +264,7 @@ class FakeInfobip(FakeServer):
         if not self._authorized(request):
             return self._respond(401, {"requestError": {"serviceException": {
                 "messageId": "UNAUTHORIZED", "text": "Invalid login details"}}})
-        wait = self._over_limit()
+        wait = self._over_limit(request.headers["Authorization"])
         if wait is not None:
             return self._respond(429, {"errorCode": "E429", "description": "Too many requests",
                                        "action": "Slow down", "violations": [], "resources": []},

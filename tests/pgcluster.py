@@ -45,6 +45,14 @@ class PostgresCluster:
     def start(self) -> None:
         _as_postgres([_pg_tool("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                       "--no-sync"])
+        self.resume()
+
+    def pause(self) -> None:
+        """Stop the server (connections drop, as in a database restart or failover); ``resume``
+        starts it again on the same port and data."""
+        _as_postgres([_pg_tool("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
         options = f"-p {self.port} -h 127.0.0.1 -k {self.sockets} -c fsync=off -c synchronous_commit=off"
         _as_postgres([_pg_tool("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
                       str(self.root / "log"), "start"])

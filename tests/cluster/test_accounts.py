@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -93,3 +95,30 @@ async def test_an_unset_key_variable_names_the_account_and_the_variable(tmp_path
     config = accounts_config(tmp_path / "c.toml", db_url, sz, ib)
     done = await archiver(config, "status", env=cli_env(IB_KEY_PROMO="x"))
     assert done.code == 2 and "account 'shop-eu': api_key_env SZ_KEY_EU is not set" in done.stderr
+
+
+async def test_each_infobip_account_has_its_own_rate_limit(tmp_path: Path, db_url: str) -> None:
+    """Infobip limits requests per account: two accounts at 4/min make 8+ requests within
+    seconds (a shared limit would hold the fifth back for a minute), and no account ever
+    goes over its own (the fake counts per key: 0 × 429)."""
+    rpm = 4
+    ib = await FakeInfobip(api_key="ib-key-main", other_keys=("ib-key-promo",), rate_limit=rpm).start()
+    try:
+        ib.add(*(infobip_message(i, at, final=True) for i, at in enumerate(spread(20, NOW - timedelta(hours=40), NOW))))
+        config = tmp_path / "c.toml"
+        config.write_text(f'[database]\nurl = "{db_url}"\n\n[infobip]\nbase_url = "{ib.base_url}"\n'
+                          f'requests_per_minute = {rpm}\nwindow_seconds = 86400\n'
+                          '\n[[infobip.accounts]]\nname = "main"\napi_key = "ib-key-main"\n'
+                          '\n[[infobip.accounts]]\nname = "promo"\napi_key = "ib-key-promo"\n')
+        started = asyncio.get_running_loop().time()
+        done = await archiver(config, "backfill")
+        took = asyncio.get_running_loop().time() - started
+        assert done.code == 0, done.stderr
+        per_key = Counter(r["__key"] for r in ib.requests)
+        assert set(per_key) == {"ib-key-main", "ib-key-promo"} and all(n <= rpm for n in per_key.values())
+        assert sum(per_key.values()) > rpm and took < 50, "the accounts did not wait for each other's budget"
+        assert ib.served.get(429, 0) == 0
+        status = json.loads((await archiver(config, "status", "--json")).stdout)
+        assert {n: a["rows"] for n, a in status["infobip"]["accounts"].items()} == {"main": 20, "promo": 20}
+    finally:
+        await ib.stop()

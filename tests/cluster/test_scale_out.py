@@ -1,6 +1,7 @@
 """Three real ``archiver run`` processes sharing six accounts on one PostgreSQL: each
 account polled by exactly one, balanced; kill -9 taken over; SIGTERM handed over at once;
-a process frozen past its lease (SIGSTOP) finds out before it writes."""
+a process frozen past its lease (SIGSTOP) finds out before it writes; a database restart
+under them loses nothing."""
 
 from __future__ import annotations
 
@@ -154,3 +155,28 @@ async def _when(value: Any, predicate: Callable[[Any], bool]) -> Any:
 async def _async(make: Callable[[], Any]) -> Any:
     return make()
 
+
+
+async def rows(config: Path) -> dict[str, int]:
+    done = await archiver(config, "status", "--json")
+    return {name: a["rows"] for name, a in json.loads(done.stdout)["sendzen"]["accounts"].items()} \
+        if done.code == 0 else {}
+
+
+async def test_a_database_restart_loses_nothing(cluster: Any, postgres: Any) -> None:
+    """PostgreSQL goes away under three daemons and comes back: every account ends owned
+    exactly once, and what the provider served meanwhile is archived."""
+    config, daemons, fake = cluster
+    await until(lambda: _when(owners(config), lambda t: balanced(t, daemons)), timeout=4 * LEASE + 10)
+    await until(lambda: _when(rows(config), lambda r: set(r.values()) == {40}), timeout=20)
+    await asyncio.to_thread(postgres.pause)
+    noticed = [len(d.events) for d in daemons]
+    now = utcnow()
+    fake.add(*(sendzen_log(100 + i, at) for i, at in enumerate(spread(10, now - timedelta(seconds=5), now))))
+    await until(lambda: _async(lambda: all(any(e.get("event", "").startswith("lease round failed")
+                                               for e in d.events[n:]) for d, n in zip(daemons, noticed))),
+                timeout=3 * LEASE)
+    await asyncio.to_thread(postgres.resume)
+    await until(lambda: _when(owners(config), lambda t: balanced(t, daemons)), timeout=4 * LEASE + 10)
+    await until(lambda: _when(rows(config), lambda r: set(r.values()) == {50}), timeout=20)
+    assert all(d.proc.returncode is None for d in daemons), "the daemons outlived the outage"
