@@ -139,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_mod.load(config_mod.config_path(args.config))
         secrets = config.secrets()
         logs.configure(args.log_format, args.log_level, secrets)
+        for warning in config.warnings():
+            log.warning(warning)
         # What the imports built (SQLAlchemy's and aiohttp's object graphs) lives as long
         # as the process: out of the collector's sight, each full collection costs less
         # (GC time of a 100k-record backfill: 0.8 s → 0.35 s).

@@ -142,6 +142,16 @@ class Config:
     def accounts_of(self, provider: str) -> list[ProviderConfig]:
         return [a for a in self.accounts if a.provider == provider]
 
+    def warnings(self) -> list[str]:
+        """What is allowed but probably a mistake: accounts of one provider sharing a key
+        read the same logs (each archives them under its own name) on one rate limit."""
+        by_key: dict[tuple[str, str], list[str]] = {}
+        for a in self.accounts:
+            by_key.setdefault((a.provider, a.api_key), []).append(a.account)
+        return [f"[[{provider}.accounts]] {', '.join(map(repr, names))} use the same api_key: each archives "
+                "the same logs under its own name, and the provider counts their requests together"
+                for (provider, _), names in by_key.items() if len(names) > 1]
+
     def secrets(self) -> list[str]:
         """Every secret value, so output can be checked (and scrubbed) for them."""
         found = [a.api_key for a in self.accounts if a.api_key]

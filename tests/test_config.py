@@ -80,3 +80,13 @@ def test_missing_and_invalid_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not valid TOML"):
         load(bad, env={})
 
+
+
+def test_accounts_sharing_a_key_are_allowed_with_a_warning() -> None:
+    shared = {"sendzen": {"api_key": "k1", "accounts": [{"name": "a"}, {"name": "b"}, {"name": "c", "api_key": "k2"}]},
+              "infobip": {"api_key": "k1", "base_url": "https://api.infobip.com"}}
+    config = from_dict(shared)
+    assert [a.account for a in config.accounts_of("sendzen")] == ["a", "b", "c"]
+    [warning] = config.warnings()
+    assert warning.startswith("[[sendzen.accounts]] 'a', 'b' use the same api_key") and "k1" not in warning
+    assert from_dict({"sendzen": {"api_key": "k1"}}).warnings() == []

@@ -122,3 +122,33 @@ async def test_each_infobip_account_has_its_own_rate_limit(tmp_path: Path, db_ur
         assert {n: a["rows"] for n, a in status["infobip"]["accounts"].items()} == {"main": 20, "promo": 20}
     finally:
         await ib.stop()
+
+
+async def test_a_removed_account_keeps_its_rows_and_is_no_longer_polled(tmp_path: Path, db_url: str) -> None:
+    sz = await FakeSendZen(api_key="sz-key-eu", other_keys=("sz-key-us",)).start()
+    try:
+        sz.add(*(sendzen_log(i, at) for i, at in enumerate(spread(10, NOW - timedelta(days=1), NOW))))
+        both = (f'[database]\nurl = "{db_url}"\n\n[sendzen]\nbase_url = "{sz.base_url}"\n'
+                '\n[[sendzen.accounts]]\nname = "shop-eu"\napi_key = "sz-key-eu"\n')
+        config = tmp_path / "c.toml"
+        config.write_text(both + '\n[[sendzen.accounts]]\nname = "shop-us"\napi_key = "sz-key-us"\n')
+        assert (await archiver(config, "backfill")).code == 0
+        config.write_text(both)
+        sz.requests.clear()
+        done = await archiver(config, "backfill")
+        assert done.code == 0 and {r["__key"] for r in sz.requests} == {"sz-key-eu"}
+        status = json.loads((await archiver(config, "status", "--json")).stdout)
+        assert list(status["sendzen"]["accounts"]) == ["shop-eu"]
+        kept = await archiver(config, "export", "--source", "sendzen", "--account", "shop-us")
+        assert kept.code == 0 and len(kept.stdout.splitlines()) == 10, "its archived rows stay"
+    finally:
+        await sz.stop()
+
+
+async def test_two_accounts_on_one_key_warn_once_at_start(tmp_path: Path, db_url: str) -> None:
+    sz = FakeSendZen()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "{db_url}"\n\n[sendzen]\nbase_url = "{sz.base_url}"\napi_key = "same-key"\n'
+                      '\n[[sendzen.accounts]]\nname = "a"\n\n[[sendzen.accounts]]\nname = "b"\n')
+    done = await archiver(config, "status")
+    assert done.code == 0 and done.stderr.count("use the same api_key") == 1 and "same-key" not in done.stderr
