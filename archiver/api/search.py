@@ -19,6 +19,7 @@ from archiver.api.auth import Reader
 from archiver.api.compat import BadParameter
 from archiver.api.cursors import Cursors
 from archiver.db import models as m
+from archiver.db.dialect import is_sqlite, text_contains
 from archiver.db.store import EVENT_COLUMNS
 from archiver.db.where import owned_keys
 from archiver.export import to_line
@@ -71,7 +72,7 @@ async def find_messages(engine: AsyncEngine, reader: Reader, s: Search) -> tuple
     """One row per message, newest first (by its first event), and the next position."""
     first = func.min(e.c.occurred_at).label("first_at")
     stmt = (select(e.c.source, e.c.account, e.c.message_id, first)
-            .where(reader.scope(e, s.source), e.c.message_id.is_not(None), *_filters(s))
+            .where(reader.scope(e, s.source), e.c.message_id.is_not(None), *_filters(s, is_sqlite(engine)))
             .group_by(e.c.source, e.c.account, e.c.message_id))
     if s.after:
         at, source, account, mid = datetime.fromisoformat(s.after[0]), *s.after[1:]
@@ -119,7 +120,7 @@ def _timeline(history: list[Any], events: list[dict[str, Any]]) -> list[dict[str
     return sorted(steps, key=lambda step: step["occurred_at"] or step["seen_at"] or "")
 
 
-def _filters(s: Search) -> list[Any]:
+def _filters(s: Search, on_sqlite: bool) -> list[Any]:
     found: list[Any] = []
     if s.phone:
         found.append(or_(e.c.sender == s.phone, e.c.recipient == s.phone,
@@ -127,8 +128,7 @@ def _filters(s: Search) -> list[Any]:
     if s.message_id:
         found.append(e.c.message_id == s.message_id)
     if s.text:
-        pattern = "%" + s.text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        found.append(func.lower(e.c.text).like(pattern, escape="\\"))
+        found.append(text_contains(e, s.text, on_sqlite))
     if s.status:
         found.append(e.c.status == s.status.lower())
     if s.account:

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import String, any_, bindparam, func, select
+from sqlalchemy import String, any_, bindparam, func, literal_column, select, table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
@@ -101,3 +101,18 @@ def translated_errors() -> Iterator[None]:
         yield
     except (DBAPIError, sqlite3.Error) as exc:
         raise DatabaseError(f"database error: {one_line(str(getattr(exc, 'orig', None) or exc))}") from exc
+
+
+def text_contains(events: Any, text: str, on_sqlite: bool) -> Any:
+    """Rows of ``events`` whose text contains ``text``, ignoring case, through the
+    trigram index of migration 0008. PostgreSQL: ``lower(text) LIKE`` (pg_trgm).
+    SQLite: the FTS5 table, matched as a phrase of trigrams (its LIKE cannot use the
+    index once an ESCAPE is needed); under three characters no trigram exists, and a
+    LIKE over the FTS table answers instead."""
+    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if not on_sqlite:
+        return func.lower(events.c.text).like(pattern, escape="\\")
+    fts = literal_column("events_text")
+    found = (fts.op("MATCH")('"' + text.replace('"', '""') + '"') if len(text) >= 3
+             else literal_column("events_text.text").like(pattern, escape="\\"))
+    return events.c.id.in_(select(literal_column("rowid")).select_from(table("events_text")).where(found))

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from archiver.db import dialect, models as m
+from archiver.db import dialect, models as m, tallies
 from archiver.db.connect import create_engine
 from archiver.db.store import Store
-from tests.db.test_store import status_event
+from archiver.domain import Event, Record
+from tests.db.test_store import T, status_event
 
 IST = timezone(timedelta(hours=5, minutes=30))
 
@@ -62,3 +63,46 @@ async def test_without_the_fast_path_writes_still_work(store: Store, monkeypatch
     await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("b", "read", 1)])
     await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("c", "read", 2)])
     assert await store.count_records("sendzen", "default") == 3
+
+
+def texted(key: str, text: str) -> Record:
+    return Record(key=key, at=T, raw={"k": key, "text": text}, event=Event(message_id=f"m-{key}", text=text))
+
+
+async def matching(store: Store, text: str) -> set[str]:
+    e = m.events
+    async with store.engine.connect() as conn:
+        return set(await conn.scalars(select(e.c.natural_key).where(
+            dialect.text_contains(e, text, dialect.is_sqlite(store.engine)))))
+
+
+async def test_text_search_follows_every_change_to_the_rows(store: Store) -> None:
+    """Case-insensitive substrings; % and _ are literal; a new version of a record, a
+    deletion (prune, erase) and a record without text keep the trigram index in step."""
+    await store.save("sendzen", "default", [texted("a", "Hello World"), texted("b", "50% off_today"),
+                                            Record(key="c", at=T, raw={}, event=Event(message_id="m-c"))])
+    assert await matching(store, "WORLD") == {"a"} and await matching(store, "lo w") == {"a"}
+    assert await matching(store, "LO") == {"a"} and await matching(store, "%") == {"b"}, "shorter than a trigram"
+    assert await matching(store, 'say "hi') == set()
+    assert await matching(store, "50%") == {"b"} and await matching(store, "f_t") == {"b"}
+    assert await matching(store, "0_o") == set(), "_ is a character, not a wildcard"
+    await store.save("sendzen", "default", [texted("a", "Goodbye")])  # the provider's newer version
+    assert await matching(store, "world") == set() and await matching(store, "goodbye") == {"a"}
+    async with store.engine.begin() as conn:
+        await tallies.delete_records(conn, [("sendzen", "default", "b")])
+        await conn.execute(m.events.delete().where(m.events.c.natural_key == "b"))
+    assert await matching(store, "off") == set()
+
+
+async def test_text_search_uses_the_trigram_index(store: Store) -> None:
+    e = m.events
+    query = select(e.c.id).where(dialect.text_contains(e, "hello", dialect.is_sqlite(store.engine)))
+    async with store.engine.connect() as conn:
+        compiled = str(query.compile(conn, compile_kwargs={"literal_binds": True}))
+        if dialect.is_sqlite(store.engine):
+            plan = " ".join(str(row) for row in await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+            assert "events_text VIRTUAL TABLE INDEX 0:M" in plan, plan  # M: a MATCH the index answers
+        else:
+            await conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(row) for row in await conn.exec_driver_sql(f"EXPLAIN {compiled}"))
+            assert "ix_events_text_trgm" in plan, plan

@@ -11,7 +11,7 @@ from alembic import command
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import models as m, tallies
+from archiver.db import dialect, models as m, tallies
 from archiver.db.connect import alembic_config, create_engine
 from archiver.db.store import Store
 from archiver.simulator import infobip_message, sendzen_log
@@ -94,6 +94,10 @@ async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engi
     assert await store.owners() == {}
     await store.save("sendzen", "default", records)
     assert await store.count_records("sendzen", "default") == 7, "served again: no second row"
+    async with engine.connect() as conn:  # the text index (0008) was filled from the rows already there
+        found = await conn.scalars(select(m.events.c.text).where(
+            dialect.text_contains(m.events, "NUMBER 6", dialect.is_sqlite(engine))))
+        assert list(found) == ["Hello number 6"]
 
     await to_revision(engine, "0002", down=True)
     assert await keys(engine, m.records) == {("sendzen", r.key) for r in records}
