@@ -103,6 +103,18 @@ def translated_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {one_line(str(getattr(exc, 'orig', None) or exc))}") from exc
 
 
+async def index_text(conn: AsyncConnection, owner: tuple[str, str], keys: Sequence[str]) -> None:
+    """SQLite, after a batch's upsert and in its transaction: the batch's rows' current
+    text into the FTS5 table of migration 0008 (PostgreSQL's index needs no help)."""
+    if not is_sqlite(conn):
+        return
+    batch = "source = ? AND account = ? AND natural_key IN (SELECT value FROM json_each(?))"
+    params = (*owner, json.dumps(list(keys)))
+    await conn.exec_driver_sql(f"DELETE FROM events_text WHERE rowid IN (SELECT id FROM events WHERE {batch})", params)
+    await conn.exec_driver_sql(
+        f"INSERT INTO events_text (rowid, text) SELECT id, text FROM events WHERE {batch} AND text IS NOT NULL", params)
+
+
 def text_contains(events: Any, text: str, on_sqlite: bool) -> Any:
     """Rows of ``events`` whose text contains ``text``, ignoring case, through the
     trigram index of migration 0008. PostgreSQL: ``lower(text) LIKE`` (pg_trgm).

@@ -118,6 +118,7 @@ class Store:
         await self._upserts.run(conn, "events", [
             (*owner, r.key, *_event_plain(e), t(e.occurred_at), t(e.done_at), t(e.created_at))
             for r in records for e in (r.event,)])
+        await dialect.index_text(conn, owner, [r.key for r in records])
         await self._advance_messages(conn, owner, records, now_t, t)
 
     async def _advance_messages(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: Any,
