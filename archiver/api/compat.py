@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import Text, and_, cast, or_, select
+from sqlalchemy import Text, and_, cast, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.api.auth import Reader
@@ -119,8 +119,10 @@ async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: i
     only its own rows, however large the archive."""
     if after:
         at, key, account = datetime.fromisoformat(after[0]), after[1], after[2]
-        stmt = stmt.where(or_(r.c.record_at < at, and_(r.c.record_at == at, or_(
-            r.c.natural_key < key, and_(r.c.natural_key == key, r.c.account < account)))))
+        # A row value, not the equivalent OR chain: both databases turn it into a range
+        # of the index, so page n starts where page n-1 ended instead of rescanning.
+        stmt = stmt.where(r.c.record_at <= at,
+                          tuple_(r.c.record_at, r.c.natural_key, r.c.account) < tuple_(at, key, account))
     rows = await _all(engine, stmt.order_by(r.c.record_at.desc(), r.c.natural_key.desc(), r.c.account.desc())
                       .limit(size + 1))
     if len(rows) <= size:
