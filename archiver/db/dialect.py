@@ -103,6 +103,16 @@ def translated_errors() -> Iterator[None]:
         raise DatabaseError(f"database error: {one_line(str(getattr(exc, 'orig', None) or exc))}") from exc
 
 
+async def refresh_statistics(conn: AsyncConnection, *tables: str) -> None:
+    """PostgreSQL: ``ANALYZE`` before a large batched job. Right after a big backfill,
+    before autovacuum has looked, the planner takes the tables for tiny and scans them
+    per batch: a prune of 25,000 records took 58 s instead of 1.2 s. (SQLite plans by
+    its indexes alone here.)"""
+    if not is_sqlite(conn):
+        for name in tables:
+            await conn.exec_driver_sql(f"ANALYZE {name}")
+
+
 async def index_text(conn: AsyncConnection, owner: tuple[str, str], keys: Sequence[str]) -> None:
     """SQLite, after a batch's upsert and in its transaction: the batch's rows' current
     text into the FTS5 table of migration 0008 (PostgreSQL's index needs no help)."""

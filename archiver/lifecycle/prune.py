@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import models as m, tallies
+from archiver.db import dialect, models as m, tallies
 from archiver.db.where import owned_keys
 from archiver.times import utcnow
 
@@ -29,6 +29,8 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
     if keep_days <= 0:
         return counts
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
+    async with engine.begin() as conn:
+        await dialect.refresh_statistics(conn, "events", "records", "messages", "status_history")
     while True:
         async with engine.begin() as conn:
             batch = list(await conn.execute(
