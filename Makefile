@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo run test bench bench-read migrate clean lint-deploy
+.PHONY: demo run test bench bench-read bench-accounts migrate clean lint-deploy
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: $(STAMP)  ## unit + integration tests on SQLite and a throwaway PostgreSQL
 bench: $(STAMP)  ## throughput figures against the simulators, as ratios to baselines
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/read_side.py
+	$(BIN)/python bench/accounts.py
+
+bench-accounts: $(STAMP)  ## 50 accounts in one daemon, three daemons sharing 60, status on 10M rows
+	$(BIN)/python bench/accounts.py
 
 bench-read: $(STAMP)  ## the read side and the lifecycle on 1,000,000 archived messages
 	$(BIN)/python bench/read_side.py

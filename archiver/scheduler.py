@@ -99,6 +99,7 @@ class Daemon:
         log.info("stopped")
 
     async def _poll(self, source: Source) -> None:
+        """One scheduled poll: only of an account this process holds (see ``archiver.leases``)."""
         task = asyncio.current_task()
         assert task is not None
         self._passes.add(task)  # type: ignore[arg-type]
@@ -106,12 +107,18 @@ class Daemon:
         try:
             held = await self._leadership.hold(source.name, source.account)
             metrics.OWNED.labels(source.name, source.account).set(1 if held else 0)
-            if not held:
-                health.standby = True
+            health.standby = not held
+            if held:
+                await self._pass(source, health)
+            else:
                 log.debug("standing by: another process polls this source", source=source.name,
                           account=source.account)
-                return
-            health.standby = False
+        finally:
+            self._passes.discard(task)  # type: ignore[arg-type]
+
+    async def _pass(self, source: Source, health: Health) -> None:
+        """Run the pass; whatever goes wrong is this account's health, never the daemon's end."""
+        try:
             if health.waiting_until is not None:
                 log.info("resuming after the provider's pause", source=source.name)
             await run_pass(source, self.runtime.store, kind="poll", schedule=self._refresh[label(source)])
@@ -129,8 +136,6 @@ class Daemon:
         except Exception as exc:  # the daemon must outlive one bad pass
             health.last_error = one_line(f"{type(exc).__name__}: {exc}")
             log.exception("pass crashed; will retry on the next interval", source=source.name)
-        finally:
-            self._passes.discard(task)  # type: ignore[arg-type]
 
     async def _prune(self) -> None:
         """Retention, once a day: batches keep polling and reads going meanwhile."""

@@ -283,21 +283,13 @@ class FakeInfobip(FakeServer):
         limit = int(q.get("limit", 50))
         if not 1 <= limit <= 1000:
             raise ValueError("limit")
-        floor = self.clock() - self.retention
-        since = max(parse_offset_time(q["sentSince"]), floor) if "sentSince" in q else floor
-        until = parse_offset_time(q["sentUntil"]) if "sentUntil" in q else None
         ids = None
         if "messageId" in q:
             if len(q["messageId"]) > 2048:
                 raise ValueError("messageId longer than 2048 characters")
             ids = set(q["messageId"].split(","))
-        low = bisect.bisect_left(self._index, (since, ""))
-        high = len(self._index) if until is None else bisect.bisect_right(self._index, (until, "\uffff"))
         cursor = self.supports_cursor and q.get("useCursor") == "true"
-        if cursor and q.get("cursor"):
-            after = json.loads(base64.b64decode(q["cursor"]))
-            high = min(high, bisect.bisect_left(self._index, (parse_offset_time(after[0]), after[1])))
-        keys = [k for k in reversed(self._index[low:high])
+        keys = [k for k in reversed(self._slice(q, cursor))
                 if (ids is None or k[1] in ids) and _infobip_matches(self.messages[k[1]], q)]
         page = keys[:limit]
         body: dict[str, Any] = {"results": [dict(self.messages[k[1]]) for k in page]}
@@ -309,10 +301,22 @@ class FakeInfobip(FakeServer):
                     json.dumps([last[0].isoformat(), last[1]]).encode()).decode()
         return body
 
+    def _slice(self, q: Any, cursor: bool) -> list[tuple[datetime, str]]:
+        """The index entries within retention, ``sentSince``/``sentUntil`` and before the cursor."""
+        floor = self.clock() - self.retention
+        since = max(parse_offset_time(q["sentSince"]), floor) if "sentSince" in q else floor
+        until = parse_offset_time(q["sentUntil"]) if "sentUntil" in q else None
+        low = bisect.bisect_left(self._index, (since, ""))
+        high = len(self._index) if until is None else bisect.bisect_right(self._index, (until, "\uffff"))
+        if cursor and q.get("cursor"):
+            after = json.loads(base64.b64decode(q["cursor"]))
+            high = min(high, bisect.bisect_left(self._index, (parse_offset_time(after[0]), after[1])))
+        return self._index[low:high]
+
 def _infobip_matches(entry: dict[str, Any], q: Any) -> bool:
     """The documented filters: comma-separated sender, destination, bulkId; generalStatus."""
-    for param, field in (("sender", "sender"), ("destination", "destination"), ("bulkId", "bulkId")):
-        if param in q and entry.get(field) not in q[param].split(","):
+    for param in ("sender", "destination", "bulkId"):
+        if param in q and entry.get(param) not in q[param].split(","):
             return False
     status = entry.get("status") or {}
     return "generalStatus" not in q or str(status.get("groupName", "")).upper() == q["generalStatus"].upper()
@@ -334,32 +338,35 @@ STATUSES = ["sent", "delivered", "read", "failed"]
 def sendzen_log(n: int, at: datetime, rng: random.Random | None = None) -> dict[str, Any]:
     """A realistic log: an incoming text, a status update, or an 'Other' event."""
     rng = rng or random.Random(n)
-    unix = int(at.timestamp())
-    metadata = {"display_phone_number": "15551234567", "phone_number_id": "123456789012345"}
     kind = rng.choice(["Incoming Message", "Message Status", "Message Status", "Other"])
-    if kind == "Incoming Message":
-        value = {"messaging_product": "whatsapp", "metadata": metadata,
-                 "contacts": [{"wa_id": f"1555{n:07d}", "profile": {"name": f"Customer {n}"}}],
-                 "messages": [{"from": f"1555{n:07d}", "id": f"wamid.IN{n:08d}", "timestamp": str(unix),
-                               "type": "text", "text": {"body": f"Hello number {n}"}}]}
-    elif kind == "Message Status":
-        status = rng.choice(STATUSES)
-        item: dict[str, Any] = {"id": f"wamid.OUT{n // 3:08d}", "recipient_id": f"1555{n:07d}",
-                                "status": status, "timestamp": str(unix)}
-        if status == "failed":
-            item["errors"] = [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message"}]
-        else:
-            item["conversation"] = {"id": f"conv{n // 3}", "origin": {"type": "service"}}
-            item["pricing"] = {"pricing_model": "PMP", "billable": False, "category": "service"}
-        value = {"messaging_product": "whatsapp", "metadata": metadata, "statuses": [item]}
-    else:
-        value = {"messaging_product": "whatsapp", "metadata": metadata, "event": f"other-{n}"}
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "15551234567", "phone_number_id": "123456789012345"},
+             **_sendzen_value(kind, n, str(int(at.timestamp())), rng)}
     payload = {"object": "whatsapp_business_account",
                "entry": [{"id": "123456789012345", "changes": [{"field": "messages", "value": value}]}]}
     return {"project_id": "12345", "phone_number_id": "123456789012345", "event_type": kind,
             "payload": json.dumps(payload), "created_at": datetime_to_ticks(at), "direction": 1,
             "flyout_delivery_status": "-", "flyout_delivery_response": "-",
             "flyout_delivery_response_code": 0, "flyout_url": "-"}
+
+
+def _sendzen_value(kind: str, n: int, unix: str, rng: random.Random) -> dict[str, Any]:
+    """The webhook value's own part: a message, a status, or another event."""
+    if kind == "Incoming Message":
+        return {"contacts": [{"wa_id": f"1555{n:07d}", "profile": {"name": f"Customer {n}"}}],
+                "messages": [{"from": f"1555{n:07d}", "id": f"wamid.IN{n:08d}", "timestamp": unix,
+                              "type": "text", "text": {"body": f"Hello number {n}"}}]}
+    if kind == "Other":
+        return {"event": f"other-{n}"}
+    status = rng.choice(STATUSES)
+    item: dict[str, Any] = {"id": f"wamid.OUT{n // 3:08d}", "recipient_id": f"1555{n:07d}",
+                            "status": status, "timestamp": unix}
+    if status == "failed":
+        item["errors"] = [{"code": 131047, "title": "Re-engagement message", "message": "Re-engagement message"}]
+    else:
+        item["conversation"] = {"id": f"conv{n // 3}", "origin": {"type": "service"}}
+        item["pricing"] = {"pricing_model": "PMP", "billable": False, "category": "service"}
+    return {"statuses": [item]}
 
 
 def infobip_message(n: int, at: datetime, *, offset: str = "+0000", final: bool = False) -> dict[str, Any]:

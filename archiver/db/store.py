@@ -276,28 +276,8 @@ class _Upserts:
 
     def __init__(self, insert: Any, sql_dialect: Any) -> None:
         self._sqlite = is_sqlite(sql_dialect)
-        stmt = insert(m.records)
-        records = stmt.on_conflict_do_update(
-            index_elements=["source", "account", "natural_key"],
-            set_={"raw": stmt.excluded.raw, "record_at": stmt.excluded.record_at,
-                  "updated_at": stmt.excluded.updated_at, "version": m.records.c.version + literal_column("1")},
-            where=cast(m.records.c.raw, Text) != cast(stmt.excluded.raw, Text),  # only real changes
-        )
-        stmt = insert(m.events)
-        events = stmt.on_conflict_do_update(
-            index_elements=["source", "account", "natural_key"],
-            set_={c: stmt.excluded[c] for c in EVENT_COLUMNS},
-        )
-        stmt = insert(m.messages)
-        messages = stmt.on_conflict_do_update(
-            index_elements=["source", "account", "message_id"],
-            set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
-                  "status_at": stmt.excluded.status_at, "updated_at": stmt.excluded.updated_at},
-            where=m.messages.c.status_rank <= stmt.excluded.status_rank,  # forward only
-        )
-        history = insert(m.status_history).on_conflict_do_nothing()
         self._compiled: dict[str, tuple[str, Any]] = {}
-        for name, statement in (("records", records), ("events", events), ("messages", messages), ("history", history)):
+        for name, statement in _upsert_statements(insert).items():
             columns = UPSERT_COLUMNS[name]
             compiled = statement.values({c: bindparam(c) for c in columns}).compile(dialect=sql_dialect)
             order = [columns.index(k) for k in compiled.positiontup or []]  # the driver's parameter order
@@ -338,6 +318,31 @@ class _Upserts:
 
     def time(self, value: datetime | None) -> Any:
         return dialect.stored_time(value, self._sqlite)
+
+
+def _upsert_statements(insert: Any) -> dict[str, Any]:
+    """The four upserts of a batch, on natural keys: a record's newest version (counted
+    only when its raw text changed), its normalized event, the message's status (forward
+    only) and the statuses it reached (each once)."""
+    stmt = insert(m.records)
+    records = stmt.on_conflict_do_update(
+        index_elements=["source", "account", "natural_key"],
+        set_={"raw": stmt.excluded.raw, "record_at": stmt.excluded.record_at,
+              "updated_at": stmt.excluded.updated_at, "version": m.records.c.version + literal_column("1")},
+        where=cast(m.records.c.raw, Text) != cast(stmt.excluded.raw, Text),
+    )
+    stmt = insert(m.events)
+    events = stmt.on_conflict_do_update(index_elements=["source", "account", "natural_key"],
+                                        set_={c: stmt.excluded[c] for c in EVENT_COLUMNS})
+    stmt = insert(m.messages)
+    messages = stmt.on_conflict_do_update(
+        index_elements=["source", "account", "message_id"],
+        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
+              "status_at": stmt.excluded.status_at, "updated_at": stmt.excluded.updated_at},
+        where=m.messages.c.status_rank <= stmt.excluded.status_rank,
+    )
+    history = insert(m.status_history).on_conflict_do_nothing()
+    return {"records": records, "events": events, "messages": messages, "history": history}
 
 
 def _owned(table: Any, source: str, account: str) -> Any:

@@ -51,5 +51,5 @@ class Admission:
 
 
 def _record_time(record: Record) -> datetime:
-    """SPEC's record time: occurred_at, else created_at (else its checkpoint position)."""
+    """A record's time (docs/lifecycle.md): occurred_at, else created_at (else its checkpoint position)."""
     return record.event.occurred_at or record.event.created_at or record.at

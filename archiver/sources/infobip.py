@@ -196,11 +196,8 @@ def is_final(status: Any) -> bool:
 
 
 def parse_message(raw: dict[str, Any]) -> Record:
-    status = raw.get("status") if isinstance(raw.get("status"), dict) else {}
-    error = raw.get("error") if isinstance(raw.get("error"), dict) else {}
+    status, error, price, content = (_part(raw, name) for name in ("status", "error", "price", "content"))
     failed = error.get("groupId") not in (0, None)
-    price = raw.get("price") if isinstance(raw.get("price"), dict) else {}
-    content = raw.get("content") if isinstance(raw.get("content"), dict) else {}
     final = is_final(status)
     sent_at = parse_offset_time(raw["sentAt"])
     event = Event(
@@ -222,6 +219,12 @@ def parse_message(raw: dict[str, Any]) -> Record:
         is_final=final,
     )
     return Record(key=raw["messageId"], at=sent_at, raw=raw, event=event, status_rank=2 if final else 1)
+
+
+def _part(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """A nested object of the message, or an empty one if it is missing or not an object."""
+    value = raw.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def describe_error(body: Any) -> str | None:

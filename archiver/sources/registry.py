@@ -8,11 +8,9 @@ in ``PROVIDERS`` here.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Callable
 
 import aiohttp
-import structlog
 
 from archiver.config import Config, ProviderConfig
 from archiver.http import HttpClient, RetryPolicy
@@ -20,7 +18,6 @@ from archiver.ratelimit import RateLimiter
 from archiver.sources import infobip, sendzen
 from archiver.sources.base import Source
 
-log = structlog.get_logger(__name__)
 PROVIDERS: dict[str, tuple[Callable[[ProviderConfig, HttpClient], Source], Callable[[object], str | None]]] = {
     "sendzen": (sendzen.SendZenSource, sendzen.describe_error),  # type: ignore[dict-item]
     "infobip": (infobip.InfobipSource, infobip.describe_error),  # type: ignore[dict-item]
@@ -30,7 +27,6 @@ SOURCE_NAMES = tuple(PROVIDERS)
 
 def build_sources(config: Config, session: aiohttp.ClientSession, policy: RetryPolicy = RetryPolicy()) -> list[Source]:
     """One source per configured account, each with its own rate limiter."""
-    _warn_shared_keys(config)
     return [build_source(account, session, policy) for account in config.accounts]
 
 
@@ -41,13 +37,3 @@ def build_source(account: ProviderConfig, session: aiohttp.ClientSession, policy
                       timeout=account.timeout_seconds, describe_error=describe,
                       max_response_bytes=account.max_response_bytes)
     return make(account, http)
-
-
-def _warn_shared_keys(config: Config) -> None:
-    """Two accounts with one key are allowed (say, two phone numbers of one project), but
-    they share the provider's rate limit without the archiver knowing: say so."""
-    keys = Counter((a.provider, a.api_key) for a in config.accounts)
-    for (provider, key), count in keys.items():
-        if count > 1:
-            shared = [a.account for a in config.accounts if (a.provider, a.api_key) == (provider, key)]
-            log.warning("accounts share one API key (and its rate limit)", source=provider, accounts=shared)
