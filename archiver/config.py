@@ -61,6 +61,12 @@ class ProviderConfig:
     timeout_seconds: float = 30.0
     max_response_bytes: int = 32 * 1024 * 1024
     """Answers are abandoned past this many bytes (after decompression): memory stays bounded."""
+    max_page_size: ClassVar[int] = 1000
+    page_size: int = 1000
+
+    def problem(self) -> str | None:
+        """What this provider's own keys get wrong (the shared checks are ``check_account``'s)."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -76,12 +82,14 @@ class SendZenConfig(ProviderConfig):
     url: str | None = None
     max_concurrency: int = 4
 
+    def problem(self) -> str | None:
+        bad = [t for t in self.event_types if t not in SENDZEN_EVENT_TYPES]
+        return f"event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})" if bad else None
+
 
 @dataclass(frozen=True)
 class InfobipConfig(ProviderConfig):
     provider: ClassVar[str] = "infobip"
-    max_page_size: ClassVar[int] = 1000
-    page_size: int = 1000
     use_cursor: bool = True
     sender: str | None = None
     entity_id: str | None = None
@@ -362,8 +370,7 @@ def check_account(src: ProviderConfig) -> None:
             raise ConfigError(f"{where} {key} must be at least 1")
     if src.overlap_seconds < 0:
         raise ConfigError(f"{where} overlap_seconds must not be negative")
-    if getattr(src, "page_size", 1) > type(src).max_page_size:  # type: ignore[attr-defined]
-        raise ConfigError(f"{where} page_size must be at most {type(src).max_page_size} (the provider's maximum)")  # type: ignore[attr-defined]
-    bad = [t for t in getattr(src, "event_types", ()) if t not in SENDZEN_EVENT_TYPES]
-    if bad:
-        raise ConfigError(f"{where} event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})")
+    if src.page_size > src.max_page_size:
+        raise ConfigError(f"{where} page_size must be at most {src.max_page_size} (the provider's maximum)")
+    if problem := src.problem():
+        raise ConfigError(f"{where} {problem}")
