@@ -24,10 +24,16 @@ migrate: $(STAMP)
 test: $(STAMP)  ## unit + integration tests on SQLite and a throwaway PostgreSQL 15
 	$(BIN)/pytest -q
 
-bench: $(STAMP)  ## throughput figures against the simulators, as ratios to baselines
-	$(BIN)/python bench/run.py
+PEER ?=
+bench: $(STAMP) $(if $(filter dlt,$(PEER)),.venv-dlt/.installed)  ## figures as ratios to baselines; PEER=dlt adds dlt
+	$(BIN)/python bench/run.py $(if $(PEER),--peer $(PEER))
 	$(BIN)/python bench/read_side.py
 	$(BIN)/python bench/accounts.py
+
+.venv-dlt/.installed:  ## the peer in its own virtualenv: dlt's rest_api source with its SQLAlchemy destination
+	$(PYTHON) -m venv .venv-dlt
+	.venv-dlt/bin/pip install --quiet "dlt[sqlalchemy]"
+	touch $@
 
 bench-accounts: $(STAMP)  ## 50 accounts in one daemon, three daemons sharing 60, status on 10M rows
 	$(BIN)/python bench/accounts.py
@@ -36,4 +42,4 @@ bench-read: $(STAMP)  ## the read side and the lifecycle on 1,000,000 archived m
 	$(BIN)/python bench/read_side.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache
+	rm -rf $(VENV) .venv-dlt demo .pytest_cache

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import aiohttp  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from archiver.db.connect import create_engine  # noqa: E402
+from archiver.db.dialect import is_sqlite  # noqa: E402
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread  # noqa: E402
-from archiver.times import utcnow  # noqa: E402
+from archiver.times import datetime_to_ticks, utcnow  # noqa: E402
 from tests.pgcluster import PostgresCluster  # noqa: E402
 
 
@@ -51,6 +58,9 @@ pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ
 _, status, usage = os.wait4(pid, 0)
 print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024)
 """
+MEASURE_PROGRAM = MEASURE.replace("os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]]",
+                                  "os.posix_spawn(sys.argv[1], sys.argv[1:]")
+"""The same for another program (the peer's own Python): ``-c MEASURE_PROGRAM program args…``."""
 
 
 def backfill(config: Path) -> tuple[float, float]:
@@ -76,6 +86,33 @@ async def in_thread(fn, *args):  # type: ignore[no-untyped-def]
     return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
+async def footprint(db_url: str) -> tuple[float, float]:
+    """Bytes on disk per archived record (database file, or relations with their indexes),
+    and the same divided by the bytes of the records' raw JSON."""
+    engine = create_engine(db_url)
+    try:
+        async with engine.connect() as conn:
+            count, raw = (await conn.execute(text("SELECT count(*), sum(length(CAST(raw AS TEXT))) FROM records"))).one()
+            if is_sqlite(engine):
+                path = Path(engine.url.database or "")
+                size = sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())
+            else:
+                size = await conn.scalar(text("SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c "
+                                              "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                              "WHERE n.nspname = 'public' AND c.relkind = 'r'"))
+    finally:
+        await engine.dispose()
+    return size / count, size / raw
+
+
+def export_rate(config: Path, records: int) -> float:
+    """``archiver export`` of the whole source to /dev/null: records per second, process start included."""
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "archiver", "--config", str(config), "--log-level", "warning", "export",
+                    "--source", "sendzen", "--output", "/dev/null"], check=True)
+    return records / (time.monotonic() - started)
+
+
 async def sendzen_run(label: str, records: int, latency: float, db_url: str, tmp: Path, **keys: object) -> Run:
     fake = await FakeSendZen(faults=Faults(latency=latency)).start()
     try:
@@ -84,7 +121,12 @@ async def sendzen_run(label: str, records: int, latency: float, db_url: str, tmp
             fake.add(sendzen_log(i, at))
         config = write_config(tmp / f"{label}.toml", db_url, "sendzen", fake.base_url, **keys)
         seconds, rss = await in_thread(backfill, config)
-        return Run(label, records, len(fake.requests), seconds, rss)
+        run = Run(label, records, len(fake.requests), seconds, rss)
+        if latency == 0:
+            per_record, ratio = await footprint(db_url)
+            run.extra = (f"{per_record:,.0f} bytes on disk per record = {ratio:.2f}× its raw JSON; "
+                         f"export {export_rate(config, records):,.0f} records/s")
+        return run
     finally:
         await fake.stop()
 
@@ -109,6 +151,61 @@ async def infobip_run(label: str, records: int, pending_every: int, rpm: int, wi
         await fake.stop()
 
 
+PEER_PYTHON = ROOT / ".venv-dlt" / "bin" / "python"
+
+
+async def dlt_run(records: int, tmp: Path) -> Run:
+    """The peer on the same logs: dlt's rest_api source into SQLite (``make bench PEER=dlt``)."""
+    fake = await FakeSendZen().start()
+    try:
+        now = utcnow()
+        fake.add(*(sendzen_log(i, at) for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now))))
+        done = await in_thread(lambda: subprocess.run(
+            [sys.executable, "-c", MEASURE_PROGRAM, str(PEER_PYTHON),
+             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(tmp / "dlt.db")],
+            capture_output=True, text=True))
+        lines = done.stdout.strip().splitlines()
+        code, seconds, rss = lines[-1].split()
+        if int(code) != 0:
+            raise SystemExit(f"dlt failed: {done.stderr[-2000:]}")
+        run_only = float(next(l.split()[1] for l in lines if l.startswith("pipeline.run")))
+        return Run("dlt rest_api → SQLite (merge)", records, len(fake.requests), run_only, float(rss),
+                   f"whole process {float(seconds):.1f}s; the figure is pipeline.run alone")
+    finally:
+        await fake.stop()
+
+
+async def fetch_only(records: int, windows: int = 8) -> Run:
+    """The ceiling: a client that only fetches and parses every page (``windows`` at once), storing nothing."""
+    fake = await FakeSendZen().start()
+    try:
+        now = utcnow()
+        start = now - timedelta(days=7) + timedelta(minutes=1)
+        fake.add(*(sendzen_log(i, at) for i, at in enumerate(spread(records, start + timedelta(minutes=1), now))))
+        edges = [datetime_to_ticks(start + (now - start) * i / windows) for i in range(windows + 1)]
+        seen = 0
+        async with aiohttp.ClientSession(headers={"Authorization": "Bearer sz-test-key"}) as http:
+            async def walk(low: int, high: int) -> int:
+                count, token = 0, None
+                while True:
+                    params = {"fromDate": str(low), "toDate": str(high - 1), "pageSize": "20",
+                              **({"nextPageToken": token} if token else {})}
+                    async with http.get(f"{fake.base_url}/v1/logs", params=params) as resp:
+                        body = json.loads(await resp.read())
+                    for log in body["data"]["logs"]:
+                        json.loads(log["payload"])
+                    count += len(body["data"]["logs"])
+                    token = body["data"]["next_page_token"]
+                    if not token:
+                        return count
+            started = time.monotonic()
+            seen = sum(await asyncio.gather(*(walk(a, b) for a, b in zip(edges, edges[1:]))))
+            seconds = time.monotonic() - started
+        return Run(f"fetch + parse only, {windows} windows (ceiling)", seen, len(fake.requests), seconds, float("nan"))
+    finally:
+        await fake.stop()
+
+
 def table(runs: list[Run]) -> None:
     print(f"{'run':<34} {'records':>8} {'requests':>8} {'wall s':>8} {'rec/s':>9} {'peak MB':>8}")
     for r in runs:
@@ -117,7 +214,7 @@ def table(runs: list[Run]) -> None:
             print(f"    {r.extra}")
 
 
-async def main(quick: bool) -> None:
+async def main(quick: bool, peer: str | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
     latency = 0.03
     small, big = (2_000, 20_000) if quick else (10_000, 100_000)
@@ -139,8 +236,14 @@ async def main(quick: bool) -> None:
         unthrottled = {"requests_per_minute": 1_000_000}  # the engine's ceiling, not politeness
         lite = await sendzen_run("sendzen bulk, SQLite", big, 0.0, f"sqlite:///{tmp}/c.db", tmp, **unthrottled)
         pg = await sendzen_run("sendzen bulk, PostgreSQL", big, 0.0, cluster.new_database(), tmp, **unthrottled)
-        pg.extra = f"PostgreSQL wall / SQLite wall = {pg.seconds / lite.seconds:.2f}"
-        runs += [lite, pg]
+        pg.extra += f"; PostgreSQL wall / SQLite wall = {pg.seconds / lite.seconds:.2f}"
+        ceiling = await fetch_only(big)
+        lite.extra += f"; {ceiling.rate / lite.rate:.1f}× below the fetch-only ceiling"
+        runs += [ceiling, lite, pg]
+        if peer == "dlt":
+            other = await dlt_run(big, tmp)
+            other.extra += f"; the archiver on SQLite is {lite.rate / other.rate:.2f}× dlt's records/s"
+            runs.append(other)
         rpm = 120 if quick else 60
         # a campaign still pending: ~140 re-reads by messageId, more than two minutes of budget
         runs.append(await infobip_run(f"infobip rpm={rpm}, all pending", 20_000, 1, rpm, 3600,
@@ -153,4 +256,6 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument("--peer", choices=["dlt"], help="also run the peer (its virtualenv: make bench PEER=dlt)")
+    args = parser.parse_args()
+    asyncio.run(main(args.quick, args.peer))
