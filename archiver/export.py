@@ -74,8 +74,14 @@ async def export_quarantined(store: Store, source: str, out: TextIO) -> int:
 @contextmanager
 def atomic_output(path: str) -> Iterator[TextIO]:
     """A file that appears at ``path`` only once fully written: a failed export leaves
-    no half-written file behind (nor clobbers an older complete one)."""
+    no half-written file behind (nor clobbers an older complete one). A path that is not
+    a regular file (``/dev/null``, ``/dev/stdout``, a named pipe) is written as it is:
+    renaming over it would replace the device with a file."""
     target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8", newline="") as out:
+            yield out
+        return
     tmp = target.with_name(f".{target.name}.partial")
     try:
         with open(tmp, "w", encoding="utf-8", newline="") as out:

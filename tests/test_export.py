@@ -3,6 +3,9 @@
 import csv
 import io
 import json
+import os
+import stat
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,6 +28,20 @@ def test_output_appears_only_when_complete(tmp_path: Path) -> None:
     with atomic_output(str(target)) as out:
         out.write("new\n")
     assert target.read_text() == "new\n"
+
+
+def test_a_device_or_pipe_is_written_not_replaced(tmp_path: Path) -> None:
+    """``--output /dev/null`` or a named pipe: renaming over it would turn the device into a file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    with atomic_output(str(fifo)) as out:
+        out.write("through the pipe\n")
+    reader.join(10)
+    assert received == ["through the pipe\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
 
 
 async def test_raw_goes_out_as_stored_whatever_its_characters(store: Store) -> None:
