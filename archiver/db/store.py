@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from sqlalchemy import Text, and_, bindparam, cast, func, literal_column, select
+from sqlalchemy import JSON, DateTime, String, Text, and_, bindparam, cast, func, literal_column, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec, ledger
@@ -99,9 +101,7 @@ class Store:
             if self.fence is not None:
                 await self.fence(conn, source, account)
             if records:
-                unique = _unique_by_key(records)
-                fresh = await tallies.new_keys(conn, source, account, [r.key for r in unique])
-                await self._upsert_records(conn, (source, account), unique, now)
+                fresh = await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
                 await tallies.add(conn, source, account, fresh)
             if checkpoint is not None:
                 await self._advance_checkpoint(conn, source, account, checkpoint, now)
@@ -110,16 +110,19 @@ class Store:
                     "source": source, "account": account, "window_from": window.start, "window_to": window.end,
                     "records": window.records, "pages": window.pages, "finished_at": now})
 
-    async def _upsert_records(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: datetime) -> None:
+    async def _upsert_records(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record],
+                              now: datetime) -> int:
+        """Write the batch; how many of its keys are new to the account (for its tally)."""
         t, dumps = self._upserts.timer(), jsoncodec.dumps
         now_t = t(now)
-        await self._upserts.run(conn, "records", [
+        fresh = await self._upserts.records(conn, owner, [
             (*owner, r.key, t(r.at), dumps(r.raw), now_t, now_t) for r in records])
         await self._upserts.run(conn, "events", [
             (*owner, r.key, *_event_plain(e), t(e.occurred_at), t(e.done_at), t(e.created_at))
             for r in records for e in (r.event,)])
         await dialect.index_text(conn, owner, [r.key for r in records])
         await self._advance_messages(conn, owner, records, now_t, t)
+        return fresh
 
     async def _advance_messages(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: Any,
                                 t: Callable[[datetime | None], Any]) -> None:
@@ -276,6 +279,7 @@ class _Upserts:
 
     def __init__(self, insert: Any, sql_dialect: Any) -> None:
         self._sqlite = is_sqlite(sql_dialect)
+        self._pg_records = None if self._sqlite else _pg_records_from_arrays()
         self._compiled: dict[str, tuple[str, Any]] = {}
         for name, statement in _upsert_statements(insert).items():
             columns = UPSERT_COLUMNS[name]
@@ -283,6 +287,20 @@ class _Upserts:
             order = [columns.index(k) for k in compiled.positiontup or []]  # the driver's parameter order
             reorder = None if order == list(range(len(columns))) else operator.itemgetter(*order)
             self._compiled[name] = (str(compiled), reorder)
+
+    async def records(self, conn: AsyncConnection, owner: tuple[str, str], rows: list[tuple[Any, ...]]) -> int:
+        """The records upsert; how many rows it inserted. PostgreSQL: one statement over
+        arrays, ``RETURNING (xmax = 0)`` (true for an inserted row). SQLite: the keys
+        already present are counted first (the write lock is held, so that is exact).
+        A look-up before the upsert on PostgreSQL let a planner with a young table's
+        statistics walk the account's whole time index per batch."""
+        if self._pg_records is not None:
+            columns = UPSERT_COLUMNS["records"]
+            result = await conn.execute(self._pg_records, {c: [row[i] for row in rows] for i, c in enumerate(columns)})
+            return sum(1 for (inserted,) in result if inserted)
+        present = await tallies.present(conn, owner, [row[2] for row in rows])
+        await self.run(conn, "records", rows)
+        return len(rows) - present
 
     async def run(self, conn: AsyncConnection, name: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -320,17 +338,32 @@ class _Upserts:
         return dialect.stored_time(value, self._sqlite)
 
 
-def _upsert_statements(insert: Any) -> dict[str, Any]:
-    """The four upserts of a batch, on natural keys: a record's newest version (counted
-    only when its raw text changed), its normalized event, the message's status (forward
-    only) and the statuses it reached (each once)."""
-    stmt = insert(m.records)
-    records = stmt.on_conflict_do_update(
+def _pg_records_from_arrays() -> Any:
+    """PostgreSQL's records upsert: the batch as one array per column, unnested into rows."""
+    columns = UPSERT_COLUMNS["records"]
+    when = DateTime(timezone=True)
+    types = {"raw": Text(), "record_at": when, "first_seen_at": when, "updated_at": when}
+    rows = select(*[func.unnest(bindparam(c, type_=ARRAY(types.get(c, String())))).label(c) for c in columns]).subquery()
+    stmt = postgresql.insert(m.records).from_select(
+        list(columns), select(*[cast(rows.c.raw, JSON) if c == "raw" else rows.c[c] for c in columns]))
+    return _newest_version(stmt).returning(literal_column("xmax = 0"))
+
+
+def _newest_version(stmt: Any) -> Any:
+    """A record's upsert: its newest version, counted only when its raw text changed."""
+    return stmt.on_conflict_do_update(
         index_elements=["source", "account", "natural_key"],
         set_={"raw": stmt.excluded.raw, "record_at": stmt.excluded.record_at,
               "updated_at": stmt.excluded.updated_at, "version": m.records.c.version + literal_column("1")},
         where=cast(m.records.c.raw, Text) != cast(stmt.excluded.raw, Text),
     )
+
+
+def _upsert_statements(insert: Any) -> dict[str, Any]:
+    """The four upserts of a batch, on natural keys: a record's newest version, its
+    normalized event, the message's status (forward only) and the statuses it reached
+    (each once)."""
+    records = _newest_version(insert(m.records))
     stmt = insert(m.events)
     events = stmt.on_conflict_do_update(index_elements=["source", "account", "natural_key"],
                                         set_={c: stmt.excluded[c] for c in EVENT_COLUMNS})

@@ -2,9 +2,9 @@
 
 ``status`` must answer in well under a second on an archive of tens of millions of
 rows, which ``count(*)`` cannot. Every change to ``records`` adjusts its account's
-tally in the same transaction: the new keys a save brings (it looks them up before
-its upsert) and the rows prune and erasure delete. One writer per account (the lease,
-or SQLite's write lock) keeps the look-up exact.
+tally in the same transaction: the rows a save inserts (PostgreSQL's upsert returns
+them; on SQLite, under the write lock, the keys already present are counted first)
+and the rows prune and erasure delete.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from archiver.db import dialect, models as m
 t, r = m.tallies, m.records
 
 
-async def new_keys(conn: AsyncConnection, source: str, account: str, keys: Sequence[str]) -> int:
-    """How many of ``keys`` (distinct) the account does not hold yet."""
-    return len(keys) - await dialect.count_present(conn, r, (source, account), keys)
+async def present(conn: AsyncConnection, owner: tuple[str, str], keys: Sequence[str]) -> int:
+    """How many of ``keys`` (distinct) the account holds already."""
+    return await dialect.count_present(conn, r, owner, keys)
 
 
 async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:

@@ -44,7 +44,6 @@ class OldStore(Store):
 
     async def save(self, *args: Any, **kwargs: Any) -> None:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tallies, "new_keys", _none)
             patch.setattr(tallies, "add", _none)
             patch.setattr(dialect, "index_text", _none)
             await super().save(*args, **kwargs)
