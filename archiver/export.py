@@ -7,6 +7,7 @@ be added; none may be renamed.
 from __future__ import annotations
 
 import csv
+import operator
 import os
 from contextlib import contextmanager
 from datetime import datetime
@@ -29,13 +30,17 @@ EXTRA_FIELDS = [
 FIELDS = CONTRACT_FIELDS + EXTRA_FIELDS + ["raw"]
 
 
+TIME_FIELDS = ("occurred_at", "done_at", "created_at")
+_NAMES = FIELDS[1:-1]
+_pick = operator.itemgetter(*_NAMES)
+
+
 def to_line(source: str, row: Any) -> dict[str, Any]:
-    """One export object's normalized fields (``raw`` is added as stored, see ``export``)."""
-    values = row._mapping
-    line: dict[str, Any] = {"source": source}
-    for name in FIELDS[1:-1]:
-        value = values[name]
-        line[name] = rfc3339(value) if isinstance(value, datetime) else value
+    """One export object's normalized fields (``raw`` is added as stored, see ``export``):
+    picked in one C call, then the three times formatted."""
+    line = {"source": source, **dict(zip(_NAMES, _pick(row._mapping)))}
+    for name in TIME_FIELDS:
+        line[name] = rfc3339(line[name])
     return line
 
 

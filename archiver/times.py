@@ -64,11 +64,9 @@ def rfc3339(moment: datetime | None) -> str | None:
     """UTC RFC 3339 with a ``Z`` suffix, the export and ``status`` format."""
     if moment is None:
         return None
-    utc = moment.astimezone(timezone.utc)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    if utc.microsecond:
-        text += f".{utc.microsecond:06d}".rstrip("0")
-    return text + "Z"
+    utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
+    text = utc.replace(tzinfo=None).isoformat()  # the fraction only when non-zero, so rstrip is safe
+    return (text.rstrip("0") if utc.microsecond else text) + "Z"
 
 
 def parse_cli_time(text: str) -> datetime:
