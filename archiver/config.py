@@ -23,7 +23,6 @@ from sqlalchemy.exc import ArgumentError
 from archiver.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = "config.toml"
-SENDZEN_EVENT_TYPES = ("Incoming Message", "Message Status", "Other")
 
 
 def redact_url(url: str) -> str:
@@ -69,34 +68,23 @@ class ProviderConfig:
         return None
 
 
-@dataclass(frozen=True)
-class SendZenConfig(ProviderConfig):
-    provider: ClassVar[str] = "sendzen"
-    max_page_size: ClassVar[int] = 20
-    base_url: str = "https://api.sendzen.io"
-    requests_per_minute: int = 3000
-    """SendZen publishes no limit: a polite ceiling (50/s), raise it for faster backfills."""
-    page_size: int = 20
-    event_types: tuple[str, ...] = ()
-    phone_number_id: str | None = None
-    url: str | None = None
-    max_concurrency: int = 4
-
-    def problem(self) -> str | None:
-        bad = [t for t in self.event_types if t not in SENDZEN_EVENT_TYPES]
-        return f"event_types has unknown type {bad[0]!r} (known: {', '.join(SENDZEN_EVENT_TYPES)})" if bad else None
+PROVIDERS: dict[str, type[ProviderConfig]] = {}
+"""Each provider's config class, by section name; its module registers it (``provider_section``)."""
 
 
-@dataclass(frozen=True)
-class InfobipConfig(ProviderConfig):
-    provider: ClassVar[str] = "infobip"
-    use_cursor: bool = True
-    sender: str | None = None
-    entity_id: str | None = None
-    application_id: str | None = None
+def provider_section(cls: type[ProviderConfig]) -> type[ProviderConfig]:
+    """Class decorator: the provider's section (and its ``[[<provider>.accounts]]``) is read from the file."""
+    PROVIDERS[cls.provider] = cls
+    return cls
 
 
-PROVIDERS: dict[str, type[ProviderConfig]] = {"sendzen": SendZenConfig, "infobip": InfobipConfig}
+def known_providers() -> dict[str, type[ProviderConfig]]:
+    """Every provider's config class, in the registry's order (importing it registers them)."""
+    from archiver.sources.registry import PROVIDERS as SOURCES
+
+    return {name: PROVIDERS[name] for name in SOURCES}
+
+
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
@@ -138,12 +126,12 @@ class ApiConfig:
 @dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = DatabaseConfig()
-    sendzen: SendZenConfig | None = None
-    infobip: InfobipConfig | None = None
     server: ServerConfig = ServerConfig()
     api: ApiConfig | None = None
     archive: ArchiveConfig = ArchiveConfig()
     cluster: ClusterConfig = ClusterConfig()
+    sections: Mapping[str, ProviderConfig] = field(default_factory=dict, metadata={"resolved": True})
+    """The provider sections present in the file (``[sendzen]``, ``[infobip]``), by name."""
     accounts: tuple[ProviderConfig, ...] = field(default=(), metadata={"resolved": True})
     """Not a key of the file: every account of every provider, resolved: section defaults, overrides, keys."""
 
@@ -189,10 +177,13 @@ def from_dict(data: Mapping[str, Any], env: Mapping[str, str] = os.environ) -> C
     data = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
     if "accounts" in data:
         raise ConfigError("unknown key accounts (accounts belong in [[sendzen.accounts]] or [[infobip.accounts]])")
-    tables = {name: data[name].pop("accounts", None) for name in PROVIDERS if isinstance(data.get(name), dict)}
+    providers = known_providers()
+    tables = {name: data[name].pop("accounts", None) for name in providers if isinstance(data.get(name), dict)}
     _apply_env(data, env, tables)
-    config = _build(Config, data, "")
-    config = dataclasses.replace(config, accounts=resolve_accounts(config, data, tables, env))
+    defaults = {name: data.pop(name) for name in providers if name in data}
+    sections = {name: _build(providers[name], table, name) for name, table in defaults.items()}
+    config = dataclasses.replace(_build(Config, data, ""), sections=sections)
+    config = dataclasses.replace(config, accounts=resolve_accounts(config, defaults, tables, env))
     if config.api is not None:
         config = dataclasses.replace(config, api=resolve_tokens(config.api, env))
     _check(config)
@@ -204,7 +195,7 @@ def _apply_env(data: dict[str, Any], env: Mapping[str, str], tables: Mapping[str
     ``<PROVIDER>_API_KEY`` is the key of the account named ``default``."""
     if env.get("ARCHIVER_DATABASE_URL"):
         data.setdefault("database", {})["url"] = env["ARCHIVER_DATABASE_URL"]
-    for section in PROVIDERS:
+    for section in known_providers():
         var = f"{section.upper()}_API_KEY"
         if not env.get(var) or not isinstance(data.get(section), dict):
             continue
@@ -221,8 +212,8 @@ def resolve_accounts(config: Config, data: Mapping[str, Any], tables: Mapping[st
     """Each provider's accounts: the section alone is one account (part 1); with
     ``[[<provider>.accounts]]``, each table over the section's keys as defaults."""
     found: list[ProviderConfig] = []
-    for name, cls in PROVIDERS.items():
-        section = getattr(config, name)
+    for name, cls in known_providers().items():
+        section = config.sections.get(name)
         if section is None:
             continue
         accounts = tables.get(name) or [None]
@@ -326,7 +317,7 @@ def check_api(api: ApiConfig, provider_keys: list[str]) -> None:
             raise ConfigError(f"{where}: the token must be at least 24 characters (set token or token_env)")
         if token.token in provider_keys:
             raise ConfigError(f"{where}: a read token must not be a provider's API key")
-        bad = [a for a in token.accounts if a.partition("/")[0] not in ("sendzen", "infobip") or not a.partition("/")[2]]
+        bad = [a for a in token.accounts if a.partition("/")[0] not in known_providers() or not a.partition("/")[2]]
         if bad:
             raise ConfigError(f"{where}: accounts entry {bad[0]!r} is not \"sendzen/NAME\" or \"infobip/NAME\"")
         unknown = set(token.permissions) - {"read", "erase"}

@@ -7,12 +7,12 @@ from typing import Any
 
 import aiohttp
 
-from archiver.config import Config, InfobipConfig, SendZenConfig
+from archiver.config import Config
 from archiver.http import HttpClient, RetryPolicy
 from archiver.ratelimit import RateLimiter
-from archiver.sources.infobip import InfobipSource, describe_error
+from archiver.sources.infobip import InfobipConfig, InfobipSource, describe_error
 from archiver.sources import sendzen
-from archiver.sources.sendzen import SendZenSource
+from archiver.sources.sendzen import SendZenConfig, SendZenSource
 
 FAST_RETRIES = RetryPolicy(attempts=6, max_seconds=30, initial_wait=0.01, max_wait=0.05)
 

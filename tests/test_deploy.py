@@ -60,7 +60,7 @@ def test_docker_config_loads_with_env_secrets() -> None:
                   env={"ARCHIVER_DATABASE_URL": "postgresql://archiver:pw@postgres:5432/archive",
                        "SENDZEN_API_KEY": "k1", "INFOBIP_API_KEY": "k2"})
     assert config.database.url.startswith("postgresql://") and config.server.host == "0.0.0.0"
-    assert config.sendzen and config.sendzen.api_key == "k1"
+    assert config.sections["sendzen"].api_key == "k1"
 
 
 def test_dockerfile_is_slim_non_root_and_health_checked() -> None:

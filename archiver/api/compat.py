@@ -17,9 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.api.auth import Reader
 from archiver.api.cursors import Cursors
-from archiver.config import SENDZEN_EVENT_TYPES
+
 from archiver.db import models as m
-from archiver.sources.sendzen import MAX_TICKS, TICKS_DIGITS
+from archiver.sources.sendzen import EVENT_TYPES, MAX_TICKS, TICKS_DIGITS
 from archiver.times import parse_offset_time, ticks_to_datetime
 
 r, e = m.records, m.events
@@ -57,7 +57,7 @@ class InfobipQuery:
 
 def sendzen_query(q: Mapping[str, str], cursors: Cursors) -> SendZenQuery:
     types = tuple(t for t in q.get("eventTypes", "").split(",") if t)
-    if any(t not in SENDZEN_EVENT_TYPES for t in types):
+    if any(t not in EVENT_TYPES for t in types):
         raise BadParameter("eventTypes")
     token = q.get("nextPageToken")
     return SendZenQuery(_ticks(q, "fromDate"), _ticks(q, "toDate"), _int(q, "pageSize", 20, 1, SENDZEN_PAGE_MAX),

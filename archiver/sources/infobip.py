@@ -13,13 +13,14 @@ re-read by ``messageId`` until they are.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, Iterator, Sequence
+from typing import Any, AsyncIterator, ClassVar, Iterator, Sequence
 
 import structlog
 
 from archiver.coerce import integer, text
-from archiver.config import InfobipConfig
+from archiver.config import ProviderConfig, provider_section
 from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
 from archiver.domain import Event, Gap, Page, Quarantined, Record, set_aside
@@ -33,6 +34,18 @@ PENDING_GROUPS = {"PENDING", "ACCEPTED"}
 FINAL_GROUPS = {"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"}
 INTERMEDIATE_STATUSES = {"DELIVERED_TO_OPERATOR"}
 """Statuses of a final group that are still on their way (finality is per status)."""
+
+
+@provider_section
+@dataclass(frozen=True)
+class InfobipConfig(ProviderConfig):
+    """``[infobip]``: the keys every provider has, and Infobip's own."""
+
+    provider: ClassVar[str] = "infobip"
+    use_cursor: bool = True
+    sender: str | None = None
+    entity_id: str | None = None
+    application_id: str | None = None
 
 
 class InfobipSource:

@@ -1,9 +1,9 @@
 """The providers the archiver knows, and how to build their sources from the config.
 
 One source per configured account, each with its own HTTP client and rate limiter
-(Infobip's limit is per account). Adding a provider: its module in this package (the
-``Source``, ``describe_error``), its config class in ``config.PROVIDERS``, and one line
-in ``PROVIDERS`` here.
+(Infobip's limit is per account). Adding a provider: its module in this package (its
+``@provider_section`` config class, the ``Source``, ``describe_error``) and one line in
+``PROVIDERS`` here.
 """
 
 from __future__ import annotations

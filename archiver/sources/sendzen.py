@@ -8,18 +8,44 @@ body, normalized by ``archiver.whatsapp``.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, Sequence
+from typing import Any, AsyncIterator, ClassVar, Sequence
 
 from archiver import jsoncodec
 from archiver.coerce import text
-from archiver.config import SendZenConfig
+from archiver.config import ProviderConfig, provider_section
 from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
 from archiver.domain import Event, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
 from archiver.times import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
+
+EVENT_TYPES = ("Incoming Message", "Message Status", "Other")
+"""The ``eventTypes`` values SendZen documents."""
+
+
+@provider_section
+@dataclass(frozen=True)
+class SendZenConfig(ProviderConfig):
+    """``[sendzen]``: the keys every provider has, and SendZen's own."""
+
+    provider: ClassVar[str] = "sendzen"
+    max_page_size: ClassVar[int] = 20
+    base_url: str = "https://api.sendzen.io"
+    requests_per_minute: int = 3000
+    """SendZen publishes no limit: a polite ceiling (50/s), raise it for faster backfills."""
+    page_size: int = 20
+    event_types: tuple[str, ...] = ()
+    phone_number_id: str | None = None
+    url: str | None = None
+    max_concurrency: int = 4
+
+    def problem(self) -> str | None:
+        bad = [t for t in self.event_types if t not in EVENT_TYPES]
+        return f"event_types has unknown type {bad[0]!r} (known: {', '.join(EVENT_TYPES)})" if bad else None
+
 
 KEY_FIELDS = ("project_id", "phone_number_id", "event_type", "created_at", "payload")
 TICKS_DIGITS = 19  # .NET ticks stay below 10**19 until year 31690
