@@ -113,6 +113,8 @@ class Daemon:
             else:
                 log.debug("standing by: another process polls this source", source=source.name,
                           account=source.account)
+        except asyncio.CancelledError:  # the daemon is stopping: nothing of the pass was half-written
+            log.info("pass interrupted: stopping", source=source.name, account=source.account)
         finally:
             self._passes.discard(task)  # type: ignore[arg-type]
 

@@ -55,6 +55,8 @@ async def test_sigterm_while_waiting_for_the_rate_limiter(tmp_path: Path) -> Non
         paused = [json.loads(l) for l in stderr.splitlines() if "rate limited (429)" in l]
         assert paused and "E429 Too many requests" in paused[0]["reason"], "the provider's words are kept"
         assert "stopped" in [json.loads(l)["event"] for l in stderr.splitlines()]
+        errors = [json.loads(l) for l in stderr.splitlines() if json.loads(l).get("level") in ("error", "critical")]
+        assert errors == [], "a pass cut short by SIGTERM is a clean stop, not an error"
     finally:
         await fake.stop()
 
