@@ -1,35 +1,14 @@
-"""Pure conversions between the providers' time formats and UTC datetimes.
+"""Pure conversions between the times the archiver reads and writes and UTC datetimes.
 
-SendZen speaks .NET ticks (100 ns since 0001-01-01 UTC); Infobip speaks
-``yyyy-MM-dd'T'HH:mm:ss.SSS+hhmm`` with the account's offset. Everything inside the
-archiver is an aware UTC ``datetime``; these functions are the only translators.
+Everything inside the archiver is an aware UTC ``datetime``. Times with an offset
+(Infobip's ``sentAt``, the CLI's ``--since``), RFC 3339 out. A provider's own format
+lives with it (SendZen's .NET ticks: ``sources/sendzen/ticks.py``).
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-
-TICKS_PER_SECOND = 10_000_000
-TICKS_PER_MICROSECOND = 10
-_EPOCH_TICKS = 621_355_968_000_000_000  # ticks at 1970-01-01T00:00:00Z
-_TICKS_ORIGIN = datetime(1, 1, 1, tzinfo=timezone.utc)
-
-
-def ticks_to_datetime(ticks: int) -> datetime:
-    """Ticks to an aware UTC datetime (sub-microsecond ticks are truncated)."""
-    return _TICKS_ORIGIN + timedelta(microseconds=ticks // TICKS_PER_MICROSECOND)
-
-
-def datetime_to_ticks(moment: datetime) -> int:
-    """An aware datetime to ticks; exact, since a microsecond is 10 ticks."""
-    delta = moment.astimezone(timezone.utc) - _TICKS_ORIGIN
-    return (delta.days * 86_400 + delta.seconds) * TICKS_PER_SECOND + delta.microseconds * 10
-
-
-def ticks_to_unix(ticks: int) -> float:
-    return (ticks - _EPOCH_TICKS) / TICKS_PER_SECOND
-
+from datetime import datetime, timezone
 
 _OFFSET_TIME = re.compile(
     r"^(?P<base>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?)"
@@ -52,12 +31,6 @@ def parse_offset_time(text: str) -> datetime:
     elif ":" not in tz:
         tz = f"{tz[:3]}:{tz[3:]}"
     return datetime.fromisoformat(match["base"] + tz).astimezone(timezone.utc)
-
-
-def format_infobip_time(moment: datetime) -> str:
-    """``2024-01-01T00:00:00.000+00:00``: the form Infobip's ``sentSince``/``sentUntil`` take."""
-    utc = moment.astimezone(timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+00:00"
 
 
 def rfc3339(moment: datetime | None) -> str | None:

@@ -31,7 +31,8 @@ from sqlalchemy import text  # noqa: E402
 from archiver.db.connect import create_engine  # noqa: E402
 from archiver.db.dialect import is_sqlite  # noqa: E402
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread  # noqa: E402
-from archiver.times import datetime_to_ticks, utcnow  # noqa: E402
+from archiver.sources.sendzen.ticks import datetime_to_ticks  # noqa: E402
+from archiver.times import utcnow  # noqa: E402
 from tests.pgcluster import PostgresCluster  # noqa: E402
 
 

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -110,3 +111,11 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     assert "archiver/migrations/env.py" in names
     assert "archiver/migrations/script.py.mako" in names
     assert any(n.startswith("archiver/migrations/versions/0001_") for n in names)
+
+
+def test_every_package_ships_in_the_wheel() -> None:
+    """pyproject lists packages by hand: a package missing there imports fine from the checkout
+    but not in the container (archiver.lifecycle once was)."""
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "archiver").rglob("__init__.py")}
+    assert found <= listed, f"not shipped: {sorted(found - listed)}"

@@ -2,15 +2,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from archiver.times import (
-    datetime_to_ticks,
-    format_infobip_time,
-    parse_cli_time,
-    parse_offset_time,
-    rfc3339,
-    ticks_to_datetime,
-    ticks_to_unix,
-)
+from archiver.sources.infobip import format_infobip_time
+from archiver.sources.sendzen.ticks import datetime_to_ticks, ticks_to_datetime, ticks_to_unix
+from archiver.times import parse_cli_time, parse_offset_time, rfc3339
 
 UTC = timezone.utc
 

@@ -20,7 +20,8 @@ from archiver.api.cursors import Cursors
 
 from archiver.db import models as m
 from archiver.sources.sendzen import EVENT_TYPES, MAX_TICKS, TICKS_DIGITS
-from archiver.times import parse_offset_time, ticks_to_datetime
+from archiver.sources.sendzen.ticks import ticks_to_datetime
+from archiver.times import parse_offset_time
 
 r, e = m.records, m.events
 SENDZEN_PAGE_MAX, INFOBIP_LIMIT_MAX = 1000, 1000

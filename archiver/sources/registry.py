@@ -1,7 +1,7 @@
 """The providers the archiver knows, and how to build their sources from the config.
 
 One source per configured account, each with its own HTTP client and rate limiter
-(Infobip's limit is per account). Adding a provider: its module in this package (its
+(Infobip's limit is per account). Adding a provider: its package in this one (its
 ``@provider_section`` config class, the ``Source``, ``describe_error``) and one line in
 ``PROVIDERS`` here.
 """

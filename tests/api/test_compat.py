@@ -14,7 +14,8 @@ import pytest
 from archiver.db.store import Store
 from archiver.engine import run_pass
 from archiver.simulator import FakeInfobip, FakeSendZen, format_offset_time, infobip_message, sendzen_log, spread
-from archiver.times import datetime_to_ticks, utcnow
+from archiver.sources.sendzen.ticks import datetime_to_ticks
+from archiver.times import utcnow
 from tests.api.conftest import EVERYTHING, ReadSide
 from tests.helpers import infobip_source, sendzen_source
 

@@ -13,7 +13,7 @@ from aioresponses import aioresponses
 from archiver.errors import AuthFailed, BadRequest, MalformedResponse, RetriesExhausted
 from archiver.simulator import sendzen_log
 from archiver.sources.sendzen import natural_key, parse_log, parse_logs_page
-from archiver.times import datetime_to_ticks
+from archiver.sources.sendzen.ticks import datetime_to_ticks
 from tests.helpers import sendzen_source
 
 BASE = "https://sz.example"

@@ -14,7 +14,7 @@ re-read by ``messageId`` until they are.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator, ClassVar, Iterator, Sequence
 
 import structlog
@@ -25,7 +25,7 @@ from archiver.errors import BadRequest, MalformedResponse
 from archiver.http import HttpClient
 from archiver.domain import Event, Gap, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
-from archiver.times import format_infobip_time, parse_offset_time
+from archiver.times import parse_offset_time
 
 log = structlog.get_logger(__name__)
 MAX_ID_LIST_CHARS = 2048
@@ -34,6 +34,12 @@ PENDING_GROUPS = {"PENDING", "ACCEPTED"}
 FINAL_GROUPS = {"DELIVERED", "UNDELIVERABLE", "EXPIRED", "REJECTED"}
 INTERMEDIATE_STATUSES = {"DELIVERED_TO_OPERATOR"}
 """Statuses of a final group that are still on their way (finality is per status)."""
+
+
+def format_infobip_time(moment: datetime) -> str:
+    """``2024-01-01T00:00:00.000+00:00``: the form Infobip's ``sentSince``/``sentUntil`` take."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}+00:00"
 
 
 @provider_section

@@ -19,7 +19,7 @@ from archiver.errors import MalformedResponse
 from archiver.http import HttpClient
 from archiver.domain import Event, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
-from archiver.times import datetime_to_ticks, ticks_to_datetime
+from archiver.sources.sendzen.ticks import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
 
 EVENT_TYPES = ("Incoming Message", "Message Status", "Other")
