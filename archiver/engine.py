@@ -57,17 +57,9 @@ class PassResult:
     gaps: list[Gap] = field(default_factory=list)
 
 
-async def run_pass(
-    source: Source,
-    store: Store,
-    *,
-    now: datetime | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    observer: Observer | None = None,
-    kind: str = "poll",
-    schedule: RefreshSchedule | None = None,
-) -> PassResult:
+async def run_pass(source: Source, store: Store, *, now: datetime | None = None, since: datetime | None = None,
+                   until: datetime | None = None, observer: Observer | None = None, kind: str = "poll",
+                   schedule: RefreshSchedule | None = None) -> PassResult:
     """Archive one pass; with ``since``/``until``, exactly that range and no checkpoint move.
 
     ``schedule`` thins out re-reads of records that are not final (the daemon keeps one
