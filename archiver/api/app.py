@@ -22,6 +22,7 @@ from archiver.api import compat, search
 from archiver.api.auth import COOKIE, Reader, Tokens, presented_token
 from archiver.api.compat import BadParameter
 from archiver.api.cursors import Cursors
+from archiver.lifecycle.subjects import normalise
 
 log = structlog.get_logger(__name__)
 Eraser = Callable[[str], Awaitable[dict[str, int]]]
@@ -152,8 +153,9 @@ async def erase_subject(request: web.Request) -> web.Response:
     eraser = request.app[ERASER]
     if eraser is None:
         return web.json_response({"error": "erasure is not available"}, status=503)
-    phone = search.phone_digits(request.match_info["phone"])
-    if not phone.isdigit():
+    try:
+        phone = normalise(request.match_info["phone"])
+    except ValueError:  # erase_phone would refuse it too, past the point of a clean 400
         return _bad("phone")
     counts = await eraser(phone)  # type: ignore[operator]
     log.warning("subject erased through the API", token=reader.name, rows=sum(counts.values()))

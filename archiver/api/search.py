@@ -6,7 +6,6 @@ The page and the JSON API use these same functions, so they cannot drift apart.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
@@ -23,6 +22,7 @@ from archiver.db.dialect import is_sqlite, text_contains
 from archiver.db.store import EVENT_COLUMNS
 from archiver.db.where import owned_keys
 from archiver.export import to_line
+from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
 e, msg, hist, r = m.events, m.messages, m.status_history, m.records
@@ -45,16 +45,11 @@ class Search:
     after: list[Any] | None = None
 
 
-def phone_digits(text: str) -> str:
-    """``+49 170-123 4567`` → ``491701234567``: how numbers are stored by the providers."""
-    return re.sub(r"[\s+\-().]", "", text)
-
-
 def search_query(q: Mapping[str, str], cursors: Cursors) -> Search:
     source = q.get("source") or None
     if source is not None and source not in SOURCES:
         raise BadParameter("source")
-    phone = phone_digits(q["phone"]) if q.get("phone") else None
+    phone = digits_of(q["phone"]) if q.get("phone") else None
     if phone is not None and not phone.isdigit():
         raise BadParameter("phone")
     limit = _limit(q.get("limit"))

@@ -20,9 +20,14 @@ from archiver.db import dialect, models as m
 KEY_NAME = "tombstone-hmac-key"
 
 
+def digits_of(phone: str) -> str:
+    """``+49 170-123 4567`` → ``491701234567``: how the providers store numbers."""
+    return re.sub(r"[\s+\-().]", "", phone or "")
+
+
 def normalise(phone: str) -> str:
-    """``+49 170-123 4567`` → ``491701234567``; refuses what is not a phone number."""
-    digits = re.sub(r"[\s+\-().]", "", phone or "")
+    """The number's digits; refuses what is not a phone number."""
+    digits = digits_of(phone)
     if not digits.isdigit() or not 5 <= len(digits) <= 20:
         raise ValueError(f"{phone!r} is not a phone number (digits, optionally with +, spaces, dashes)")
     return digits

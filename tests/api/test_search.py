@@ -163,6 +163,15 @@ class TestAccess:
         status, body = await read_side.get("/api/v1/messages", phone="491701234567")
         assert body["messages"] == []
 
+    @pytest.mark.parametrize("number", ["12", "49-abc", "1" * 30])
+    async def test_erasing_what_is_not_a_number_is_a_400(self, number: str, archive: Store,
+                                                         read_side: ReadSide) -> None:
+        before = await table_digest(archive)
+        async with read_side.session.delete(f"{read_side.base_url}/api/v1/subjects/{number}",
+                                            headers={"Authorization": f"Bearer {ERASER}"}) as resp:
+            assert resp.status == 400 and "phone" in await resp.text()
+        assert await table_digest(archive) == before
+
 
 class TestHostileParameters:
     @pytest.mark.parametrize("params", [
