@@ -19,7 +19,6 @@ from archiver import config as config_mod
 from archiver.runtime import opened
 from archiver.scheduler import Daemon
 from archiver.simulator import FakeInfobip, FakeSendZen, infobip_message, sendzen_log, spread
-from archiver.status import source_status
 from archiver.times import utcnow
 
 log = structlog.get_logger(__name__)
@@ -83,7 +82,7 @@ async def _report(rt, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-d
             await asyncio.wait_for(stop.wait(), 5)
         except asyncio.TimeoutError:
             pass
-        rows = {s.name: (await source_status(s, rt.store))["rows"] for s in rt.sources}
+        rows = {s.name: await rt.store.count_records(s.name, s.account) for s in rt.sources}
         print("demo: archived rows " + ", ".join(f"{name}={count}" for name, count in rows.items()), flush=True)
 
 

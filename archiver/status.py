@@ -13,7 +13,8 @@ from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
 
-async def source_status(source: Source, store: Store, now: datetime | None = None, keep_days: int = 0) -> dict[str, Any]:
+async def source_status(source: Source, store: Store, now: datetime | None = None,
+                        prune_due: str | None = None) -> dict[str, Any]:
     now = now or utcnow()
     name, account = source.name, source.account
     checkpoint = await store.checkpoint(name, account)
@@ -31,7 +32,7 @@ async def source_status(source: Source, store: Store, now: datetime | None = Non
         "retention_headroom_seconds": round(headroom, 3),
         "quarantined": await store.quarantine.count(name, account),
         "oldest_record": rfc3339(await oldest_record(store.engine, name, account)),
-        "next_prune": await next_prune(store, keep_days),
+        "next_prune": prune_due,
     }
 
 
@@ -84,10 +85,10 @@ async def provider_statuses(sources: list[Source], store: Store, keep_days: int 
                             now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """``status --json``: keyed by source, part-1 fields as aggregates over its accounts,
     and ``accounts`` with the same fields per account plus its ``owner``."""
-    owners = await store.owners()
+    owners, prune_due = await store.owners(), await next_prune(store, keep_days)  # once, not per account
     by_source: dict[str, dict[str, dict[str, Any]]] = {}
     for source in sources:
-        entry = await source_status(source, store, now, keep_days)
+        entry = await source_status(source, store, now, prune_due)
         entry["owner"] = owners.get((source.name, source.account))
         by_source.setdefault(source.name, {})[source.account] = entry
     return {name: aggregate(accounts) for name, accounts in by_source.items()}
