@@ -15,9 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence
 
-from sqlalchemy import String, any_, bindparam, func, literal_column, select, table
+from sqlalchemy import func, literal_column, select, table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -76,21 +75,17 @@ async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None
 
 
 async def count_present(conn: AsyncConnection, table: Any, owner: tuple[str, str], keys: Sequence[str]) -> int:
-    """How many of ``keys`` the owner's rows of ``table`` hold (by ``natural_key``), in
-    one statement with one parameter for the keys: a JSON list on SQLite, an array on
-    PostgreSQL."""
-    where = [table.c.source == owner[0], table.c.account == owner[1]]
-    if is_sqlite(conn):
-        handle = await sqlite3_connection(conn)
+    """How many of ``keys`` the owner's rows of ``table`` hold (by ``natural_key``). On
+    SQLite, in one statement with the keys as one JSON parameter, on the loop's thread
+    (the write lock is held: see ``Store._begin_writing``). PostgreSQL's writes count
+    their inserts with ``RETURNING`` instead (``Store``)."""
+    handle = await sqlite3_connection(conn) if is_sqlite(conn) else None
+    if handle is not None:
         sql = (f"SELECT count(*) FROM {table.name} WHERE source = ? AND account = ? "
                "AND natural_key IN (SELECT value FROM json_each(?))")
-        if handle is not None:  # the write lock is held: see ``Store._begin_writing``
-            return int(handle.execute(sql, (*owner, json.dumps(list(keys)))).fetchone()[0])
-        return int(await conn.scalar(select(func.count()).select_from(table).where(
-            *where, table.c.natural_key.in_(list(keys)))) or 0)
-    keys_param = bindparam("keys", list(keys), type_=ARRAY(String))
+        return int(handle.execute(sql, (*owner, json.dumps(list(keys)))).fetchone()[0])
     return int(await conn.scalar(select(func.count()).select_from(table).where(
-        *where, table.c.natural_key == any_(keys_param))) or 0)
+        table.c.source == owner[0], table.c.account == owner[1], table.c.natural_key.in_(list(keys)))) or 0)
 
 
 @contextmanager

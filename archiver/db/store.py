@@ -299,7 +299,7 @@ class _Upserts:
             columns = UPSERT_COLUMNS["records"]
             result = await conn.execute(self._pg_records, {c: [row[i] for row in rows] for i, c in enumerate(columns)})
             return sum(1 for (inserted,) in result if inserted)
-        present = await tallies.present(conn, owner, [row[2] for row in rows])
+        present = await dialect.count_present(conn, m.records, owner, [row[2] for row in rows])
         await self.run(conn, "records", rows)
         return len(rows) - present
 

@@ -10,7 +10,7 @@ and the rows prune and erasure delete.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from typing import Iterable
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -18,11 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from archiver.db import dialect, models as m
 
 t, r = m.tallies, m.records
-
-
-async def present(conn: AsyncConnection, owner: tuple[str, str], keys: Sequence[str]) -> int:
-    """How many of ``keys`` (distinct) the account holds already."""
-    return await dialect.count_present(conn, r, owner, keys)
 
 
 async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:
