@@ -33,7 +33,7 @@ from archiver.api import search  # noqa: E402
 from archiver.api.serve import start_api  # noqa: E402
 from archiver.config import ApiConfig, ApiToken  # noqa: E402
 from archiver.db.connect import create_engine, migrate  # noqa: E402
-from archiver.db.dialect import is_sqlite, refresh_statistics, text_contains  # noqa: E402
+from archiver.db.dialect import contains_pattern, is_sqlite, refresh_statistics, text_contains  # noqa: E402
 from archiver.db.store import Store  # noqa: E402
 from archiver.export import export  # noqa: E402
 from archiver.lifecycle.erase import erase_phone  # noqa: E402
@@ -57,8 +57,7 @@ PG_TEXT_INDEX = ("ix_events_text_trgm", "events USING gin (lower(text) gin_trgm_
 
 def scanning_text(events: Any, value: str, on_sqlite: bool) -> Any:
     """Text search as it was before migration 0008: a LIKE over every row."""
-    pattern = "%" + value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return func.lower(events.c.text).like(pattern, escape="\\")
+    return func.lower(events.c.text).like(contains_pattern(value), escape="\\")
 
 
 async def fill(store: Store, messages: int) -> None:

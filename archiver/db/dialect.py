@@ -120,16 +120,20 @@ async def index_text(conn: AsyncConnection, owner: tuple[str, str], keys: Sequen
         f"INSERT INTO events_text (rowid, text) SELECT id, text FROM events WHERE {batch} AND text IS NOT NULL", params)
 
 
+def contains_pattern(text: str) -> str:
+    """A ``LIKE … ESCAPE '\\'`` pattern for a lower-cased substring, ``%`` and ``_`` literal."""
+    return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def text_contains(events: Any, text: str, on_sqlite: bool) -> Any:
     """Rows of ``events`` whose text contains ``text``, ignoring case, through the
     trigram index of migration 0008. PostgreSQL: ``lower(text) LIKE`` (pg_trgm).
     SQLite: the FTS5 table, matched as a phrase of trigrams (its LIKE cannot use the
     index once an ESCAPE is needed); under three characters no trigram exists, and a
     LIKE over the FTS table answers instead."""
-    pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     if not on_sqlite:
-        return func.lower(events.c.text).like(pattern, escape="\\")
+        return func.lower(events.c.text).like(contains_pattern(text), escape="\\")
     fts = literal_column("events_text")
     found = (fts.op("MATCH")('"' + text.replace('"', '""') + '"') if len(text) >= 3
-             else literal_column("events_text.text").like(pattern, escape="\\"))
+             else literal_column("events_text.text").like(contains_pattern(text), escape="\\"))
     return events.c.id.in_(select(literal_column("rowid")).select_from(table("events_text")).where(found))
