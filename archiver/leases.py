@@ -69,6 +69,7 @@ class PostgresLeases:
     lease_seconds: float = 30.0
     owner: str = field(default_factory=this_process)
     held: dict[tuple[str, str], Held] = field(default_factory=dict)
+    _rows_made: bool = field(default=False, repr=False)
 
     async def hold(self, source: str, account: str) -> bool:
         """Whether to poll now: held, and renewed recently enough that nobody can have taken it."""
@@ -78,8 +79,8 @@ class PostgresLeases:
     async def tick(self) -> None:
         """Beat, renew, balance, claim: one round of the protocol."""
         try:
+            await self._ensure_rows()
             async with self.engine.begin() as conn:
-                await self._ensure_rows(conn)
                 live = await self._beat(conn)
             await self._renew()
             fair = math.ceil(len(self.accounts) / max(live, 1))
@@ -89,11 +90,16 @@ class PostgresLeases:
             log.warning("lease round failed: the database is unreachable", error=one_line(str(exc)))
             self._expire_locally()
 
-    async def _ensure_rows(self, conn: AsyncConnection) -> None:
-        for source, account in self.accounts:
+    async def _ensure_rows(self) -> None:
+        """A lease row per account, once per process (committed rows outlive restarts of
+        either side; until the insert commits, every round tries again)."""
+        if self._rows_made:
+            return
+        async with self.engine.begin() as conn:
             await conn.execute(text(
                 "INSERT INTO leases (source, account, owner, epoch, expires_at) "
-                "VALUES (:s, :a, NULL, 0, now()) ON CONFLICT DO NOTHING"), {"s": source, "a": account})
+                "VALUES (:s, :a, NULL, 0, now()) ON CONFLICT DO NOTHING"), [{"s": s, "a": a} for s, a in self.accounts])
+        self._rows_made = True
 
     async def _beat(self, conn: AsyncConnection) -> int:
         await conn.execute(text(
@@ -214,8 +220,7 @@ async def backfill_claims(engine: AsyncEngine, accounts: list[tuple[str, str]],
         yield None
         return
     leases = PostgresLeases(engine, accounts, lease_seconds)
-    async with engine.begin() as conn:
-        await leases._ensure_rows(conn)
+    await leases._ensure_rows()
     await leases._claim(len(accounts))
 
     async def renew() -> None:
