@@ -112,17 +112,23 @@ class PostgresLeases:
             {"ttl": self.lease_seconds}) or 1)
 
     async def _renew(self) -> None:
-        for key, mine in list(self.held.items()):
-            started = time.monotonic()
-            async with self.engine.begin() as conn:
-                renewed = (await conn.execute(text(
-                    "UPDATE leases SET expires_at = now() + make_interval(secs => :ttl) "
-                    "WHERE source = :s AND account = :a AND owner = :me AND epoch = :epoch "
-                    "AND expires_at > now()"),
-                    {"ttl": self.lease_seconds, "s": key[0], "a": key[1], "me": self.owner, "epoch": mine.epoch})
-                ).rowcount
-            if renewed:
-                mine.until = started + self.lease_seconds * 0.9
+        """Every held lease in one statement; each one not renewed (taken, or expired while
+        we were frozen) is dropped before anything more is written to its account."""
+        if not self.held:
+            return
+        keys = list(self.held)
+        started = time.monotonic()
+        async with self.engine.begin() as conn:
+            renewed = {(r.source, r.account) for r in await conn.execute(text(
+                "UPDATE leases l SET expires_at = now() + make_interval(secs => :ttl) "
+                "FROM unnest(CAST(:s AS text[]), CAST(:a AS text[]), CAST(:e AS bigint[])) AS mine(s, a, e) "
+                "WHERE l.source = mine.s AND l.account = mine.a AND l.epoch = mine.e AND l.owner = :me "
+                "AND l.expires_at > now() RETURNING l.source, l.account"),
+                {"ttl": self.lease_seconds, "me": self.owner, "s": [k[0] for k in keys], "a": [k[1] for k in keys],
+                 "e": [self.held[k].epoch for k in keys]})}
+        for key in keys:
+            if key in renewed:
+                self.held[key].until = started + self.lease_seconds * 0.9
             else:
                 del self.held[key]
                 log.warning("lost an account: another process polls it now", source=key[0], account=key[1])
