@@ -105,7 +105,7 @@ async def test_late_status_updates_and_history(store: Store, fake_infobip: FakeI
     async with store.engine.connect() as conn:
         history = (await conn.execute(select(m.status_history.c.status_detail)
                                       .where(m.status_history.c.message_id == pending[1])
-                                      .order_by(m.status_history.c.id))).scalars().all()
+                                      .order_by(m.status_history.c.seen_at))).scalars().all()
         version = await conn.scalar(select(m.records.c.version).where(m.records.c.natural_key == pending[1]))
     assert history == ["PENDING_ENROUTE", "DELIVERED_TO_HANDSET"]
     assert version == 2

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import Text, and_, cast, select, tuple_
+from sqlalchemy import Text, cast, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.api.auth import Reader
@@ -23,7 +23,7 @@ from archiver.sources.sendzen import EVENT_TYPES, MAX_TICKS, TICKS_DIGITS
 from archiver.sources.sendzen.ticks import ticks_to_datetime
 from archiver.times import parse_offset_time
 
-r, e = m.records, m.events
+r = e = m.records  # one row per record: its raw JSON and its normalized fields
 SENDZEN_PAGE_MAX, INFOBIP_LIMIT_MAX = 1000, 1000
 """SendZen's own maximum is 20; up to 1000 is this archive's extension."""
 
@@ -82,7 +82,7 @@ def infobip_query(q: Mapping[str, str], cursors: Cursors) -> InfobipQuery:
 
 async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery) -> tuple[list[str], list[Any] | None]:
     """Raw log texts, newest first, and the position after the last (None: no more)."""
-    stmt = _scoped(reader, "sendzen", query.account, normalized=bool(query.event_types))
+    stmt = _scoped(reader, "sendzen", query.account)
     if query.from_ticks is not None:  # the key's ticks prefix is exact; the time lets the index help
         stmt = stmt.where(r.c.natural_key >= f"{query.from_ticks:0{TICKS_DIGITS}d}",
                           r.c.record_at >= ticks_to_datetime(query.from_ticks))
@@ -99,8 +99,7 @@ async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery)
 
 async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery) -> tuple[list[str], list[Any] | None]:
     """Each message's latest archived version, newest ``sentAt`` first, and the next position."""
-    needs = bool(query.general_status) or bool({"sender", "destination"} & set(query.lists))
-    stmt = _scoped(reader, "infobip", query.account, normalized=needs)
+    stmt = _scoped(reader, "infobip", query.account)
     if query.since is not None:
         stmt = stmt.where(r.c.record_at >= query.since)
     if query.until is not None:
@@ -115,31 +114,24 @@ async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery)
 
 
 async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: int) -> tuple[list[str], list[Any] | None]:
-    """Raw texts newest first after the keyset position (time, key, account), and the next
-    position (None: no more). The order is the ``ix_records_order`` index's, so a page reads
+    """Raw texts newest first after the keyset position (time, row id), and the next
+    position (None: no more). The order is the ``ix_records_time`` index's, so a page reads
     only its own rows, however large the archive."""
     if after:
-        at, key, account = datetime.fromisoformat(after[0]), after[1], after[2]
+        at, row_id = datetime.fromisoformat(after[0]), int(after[1])
         # A row value, not the equivalent OR chain: both databases turn it into a range
         # of the index, so page n starts where page n-1 ended instead of rescanning.
-        stmt = stmt.where(r.c.record_at <= at,
-                          tuple_(r.c.record_at, r.c.natural_key, r.c.account) < tuple_(at, key, account))
-    rows = await _all(engine, stmt.order_by(r.c.record_at.desc(), r.c.natural_key.desc(), r.c.account.desc())
-                      .limit(size + 1))
+        stmt = stmt.where(r.c.record_at <= at, tuple_(r.c.record_at, r.c.id) < tuple_(at, row_id))
+    rows = await _all(engine, stmt.order_by(r.c.record_at.desc(), r.c.id.desc()).limit(size + 1))
     if len(rows) <= size:
         return [row.raw for row in rows], None
     last = rows[size - 1]
-    return [row.raw for row in rows[:size]], [last.record_at.isoformat(), last.natural_key, last.account]
+    return [row.raw for row in rows[:size]], [last.record_at.isoformat(), str(last.id)]
 
 
-def _scoped(reader: Reader, source: str, account: str | None, normalized: bool) -> Any:
-    """The reader's records of ``source``; joined to their events only when a filter needs
-    a normalized column (a plain walk reads one table)."""
-    stmt = (select(cast(r.c.raw, Text).label("raw"), r.c.natural_key, r.c.account, r.c.record_at)
-            .where(reader.scope(r, source)))
-    if normalized:
-        stmt = stmt.join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account,
-                                 e.c.natural_key == r.c.natural_key))
+def _scoped(reader: Reader, source: str, account: str | None) -> Any:
+    """The reader's records of ``source`` (of ``account``, if named)."""
+    stmt = select(cast(r.c.raw, Text).label("raw"), r.c.id, r.c.record_at).where(reader.scope(r, source))
     return stmt.where(r.c.account == account) if account else stmt
 
 
@@ -182,7 +174,9 @@ def _position(cursors: Cursors, kind: str, token: str | None, name: str) -> list
         datetime.fromisoformat(position[0])
     except (ValueError, TypeError, IndexError):
         raise BadParameter(name) from None
-    if not isinstance(position, list) or len(position) != 3 or not all(isinstance(p, str) for p in position):
+    if not isinstance(position, list) or len(position) != 2 or not all(isinstance(p, str) for p in position):
+        raise BadParameter(name)
+    if not position[1].isdigit():
         raise BadParameter(name)
     return position
 

@@ -19,13 +19,14 @@ from archiver.api.compat import BadParameter
 from archiver.api.cursors import Cursors
 from archiver.db import models as m
 from archiver.db.dialect import is_sqlite, text_contains
-from archiver.db.store import EVENT_COLUMNS
+from archiver.db.models import EVENT_COLUMNS
 from archiver.db.where import owned_keys
 from archiver.export import to_line
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
-e, msg, hist, r = m.events, m.messages, m.status_history, m.records
+e = r = m.records  # one row per record: its raw JSON and its normalized fields
+msg, hist = m.messages, m.status_history
 SOURCES = ("sendzen", "infobip")
 LIMIT_MAX = 500
 FIELDS = ("direction", "sender", "recipient", "content_type", "text", "occurred_at")
@@ -93,13 +94,12 @@ async def message_detail(engine: AsyncEngine, reader: Reader, source: str, messa
         [summary] = await _describe(conn, [key])
         events = await conn.execute(
             select(cast(r.c.raw, Text).label("raw"), r.c.account, *[e.c[c] for c in EVENT_COLUMNS])
-            .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
             .where(e.c.source == key.source, e.c.account == key.account, e.c.message_id == message_id)
             .order_by(e.c.occurred_at, e.c.id))
         history = await conn.execute(
             select(hist.c.status, hist.c.status_detail, hist.c.seen_at)
             .where(hist.c.source == key.source, hist.c.account == key.account, hist.c.message_id == message_id)
-            .order_by(hist.c.seen_at, hist.c.id))
+            .order_by(hist.c.seen_at, hist.c.status, hist.c.status_detail))
         lines = [{**to_line(key.source, row), "raw": jsoncodec.loads(row.raw)} for row in events]
         return {**summary, "events": lines, "history": _timeline(list(history), lines)}
 

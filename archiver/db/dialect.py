@@ -3,17 +3,15 @@
 The rest of ``archiver.db`` asks this module instead of testing ``dialect.name``:
 which ``INSERT … ON CONFLICT`` to build, how a time is stored, how to reach the
 ``sqlite3`` connection under aiosqlite (the one reach into a library's internals,
-pinned by ``tests/db/test_dialect.py``), how to count which keys are present, and
-which errors the drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
+pinned by ``tests/db/test_dialect.py``), how text is searched, and which errors the drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import func, literal_column, select, table
 from sqlalchemy.dialects import postgresql, sqlite
@@ -74,20 +72,6 @@ async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None
     return handle if isinstance(handle, sqlite3.Connection) else None
 
 
-async def count_present(conn: AsyncConnection, table: Any, owner: tuple[str, str], keys: Sequence[str]) -> int:
-    """How many of ``keys`` the owner's rows of ``table`` hold (by ``natural_key``). On
-    SQLite, in one statement with the keys as one JSON parameter, on the loop's thread
-    (the write lock is held: see ``Store._begin_writing``). PostgreSQL's writes count
-    their inserts with ``RETURNING`` instead (``Store``)."""
-    handle = await sqlite3_connection(conn) if is_sqlite(conn) else None
-    if handle is not None:
-        sql = (f"SELECT count(*) FROM {table.name} WHERE source = ? AND account = ? "
-               "AND natural_key IN (SELECT value FROM json_each(?))")
-        return int(handle.execute(sql, (*owner, json.dumps(list(keys)))).fetchone()[0])
-    return int(await conn.scalar(select(func.count()).select_from(table).where(
-        table.c.source == owner[0], table.c.account == owner[1], table.c.natural_key.in_(list(keys)))) or 0)
-
-
 @contextmanager
 def translated_errors() -> Iterator[None]:
     """Driver errors (SQLAlchemy's wrapped ones, and sqlite3's from the bulk writer's
@@ -108,32 +92,20 @@ async def refresh_statistics(conn: AsyncConnection, *tables: str) -> None:
             await conn.exec_driver_sql(f"ANALYZE {name}")
 
 
-async def index_text(conn: AsyncConnection, owner: tuple[str, str], keys: Sequence[str]) -> None:
-    """SQLite, after a batch's upsert and in its transaction: the batch's rows' current
-    text into the FTS5 table of migration 0008 (PostgreSQL's index needs no help)."""
-    if not is_sqlite(conn):
-        return
-    batch = "source = ? AND account = ? AND natural_key IN (SELECT value FROM json_each(?))"
-    params = (*owner, json.dumps(list(keys)))
-    await conn.exec_driver_sql(f"DELETE FROM events_text WHERE rowid IN (SELECT id FROM events WHERE {batch})", params)
-    await conn.exec_driver_sql(
-        f"INSERT INTO events_text (rowid, text) SELECT id, text FROM events WHERE {batch} AND text IS NOT NULL", params)
-
-
 def contains_pattern(text: str) -> str:
     """A ``LIKE … ESCAPE '\\'`` pattern for a lower-cased substring, ``%`` and ``_`` literal."""
     return "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def text_contains(events: Any, text: str, on_sqlite: bool) -> Any:
-    """Rows of ``events`` whose text contains ``text``, ignoring case, through the
+def text_contains(records: Any, text: str, on_sqlite: bool) -> Any:
+    """Rows of ``records`` whose text contains ``text``, ignoring case, through the
     trigram index of migration 0008. PostgreSQL: ``lower(text) LIKE`` (pg_trgm).
     SQLite: the FTS5 table, matched as a phrase of trigrams (its LIKE cannot use the
     index once an ESCAPE is needed); under three characters no trigram exists, and a
     LIKE over the FTS table answers instead."""
     if not on_sqlite:
-        return func.lower(events.c.text).like(contains_pattern(text), escape="\\")
+        return func.lower(records.c.text).like(contains_pattern(text), escape="\\")
     fts = literal_column("events_text")
     found = (fts.op("MATCH")('"' + text.replace('"', '""') + '"') if len(text) >= 3
              else literal_column("events_text.text").like(contains_pattern(text), escape="\\"))
-    return events.c.id.in_(select(literal_column("rowid")).select_from(table("events_text")).where(found))
+    return records.c.id.in_(select(literal_column("rowid")).select_from(table("events_text")).where(found))

@@ -11,8 +11,8 @@ from archiver.coerce import INT64
 from archiver.db import models as m
 from archiver.domain import Record
 
-WIDTHS = [(c.name, c.type.length) for c in m.events.columns
-          if getattr(c.type, "length", None) and c.name not in ("source", "account", "natural_key")]
+WIDTHS = [(name, m.records.c[name].type.length) for name in m.EVENT_COLUMNS
+          if getattr(m.records.c[name].type, "length", None)]
 KEY_WIDTH = m.records.c.natural_key.type.length
 
 

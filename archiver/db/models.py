@@ -1,9 +1,10 @@
 """The archive's schema, as SQLAlchemy Core tables (the migrations create the same).
 
 Every row carries ``source`` and ``account`` so several accounts per provider fit
-without a schema change. ``records`` holds each record exactly as served (latest
-version); ``events`` its normalized view; the other tables are the engine's
-bookkeeping: checkpoints, the coverage ledger, gaps and runs.
+without a schema change. ``records`` holds each record exactly as served (``raw``,
+latest version) and its normalized fields, one row per record (migration 0009; the
+view ``events`` shows the normalized fields alone, for the README's queries); the
+other tables are the engine's bookkeeping: checkpoints, the coverage ledger, gaps and runs.
 """
 
 from __future__ import annotations
@@ -64,21 +65,10 @@ records = Table(
     *_owner(),
     Column("natural_key", String(128), nullable=False),
     Column("record_at", UTCDateTime, nullable=False),
-    Column("raw", JSON, nullable=False),  # json, not jsonb: kept as served, key order and all
     Column("version", Integer, nullable=False, server_default="1"),
     Column("first_seen_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
-    UniqueConstraint("source", "account", "natural_key", name="uq_records_key"),
-    Index("ix_records_time", "source", "account", "record_at"),
-    Index("ix_records_order", "source", "record_at", "natural_key", "account"),  # compatible pages, newest first
-)
-
-events = Table(
-    "events",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    *_owner(),
-    Column("natural_key", String(128), nullable=False),
+    # the normalized view of the record, shared by all providers (the view ``events`` shows these)
     Column("event_type", String(64)),
     Column("message_id", String(256)),
     Column("direction", String(16)),
@@ -105,12 +95,25 @@ events = Table(
     Column("media_mime_type", String(128)),
     Column("is_final", Boolean),
     Column("parse_error", Text),
-    UniqueConstraint("source", "account", "natural_key", name="uq_events_key"),
-    Index("ix_events_message", "source", "account", "message_id"),
-    Index("ix_events_occurred", "source", "account", "occurred_at"),
-    Index("ix_events_sender", "sender"),  # the read side: a customer's messages by number
-    Index("ix_events_recipient", "recipient"),
-    Index("ix_events_message_id", "message_id"),  # a message by id, whatever its account
+    Column("raw", JSON, nullable=False),  # json, not jsonb: kept as served, key order and all; last in the row
+    Index("uq_records_key", "source", "account", "natural_key", unique=True),
+    # newest-first pages, exports, retention: by time within a source (SQLite: the rowid
+    # closes every index entry, so its index is (source, record_at) alone; migration 0009)
+    Index("ix_records_time", "source", "record_at", "id"),
+    Index("ix_records_sender", "sender"),  # the read side: a customer's messages by number
+    Index("ix_records_recipient", "recipient"),
+    Index("ix_records_message_id", "message_id"),  # a message's records, whatever its account
+)
+
+EVENT_COLUMNS = [c.name for c in records.columns if c.name not in (
+    "id", "source", "account", "natural_key", "record_at", "version", "first_seen_at", "updated_at", "raw")]
+"""The normalized fields (``archiver.domain.Event``'s), in table order."""
+
+events = Table(  # read-only: a view over ``records`` (migration 0009), outside ``metadata``
+    "events",
+    MetaData(),
+    *[Column(c.name, c.type, primary_key=c.primary_key) for c in records.columns
+      if c.name in ("id", "source", "account", "natural_key", *EVENT_COLUMNS)],
 )
 
 messages = Table(
@@ -123,18 +126,19 @@ messages = Table(
     Column("status_rank", Integer, nullable=False),
     Column("status_at", UTCDateTime),
     Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 status_history = Table(
     "status_history",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    *_owner(),
-    Column("message_id", String(256), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("status_detail", String(64), nullable=False, server_default=""),
+    Column("source", String(32), primary_key=True),
+    Column("account", String(64), primary_key=True),
+    Column("message_id", String(256), primary_key=True),
+    Column("status", String(32), primary_key=True),
+    Column("status_detail", String(64), primary_key=True, server_default=""),
     Column("seen_at", UTCDateTime, nullable=False),
-    UniqueConstraint("source", "account", "message_id", "status", "status_detail", name="uq_history_change"),
+    sqlite_with_rowid=False,  # the key is the row: no second copy of it in an index
 )
 
 checkpoints = Table(

@@ -8,38 +8,25 @@ can never cover a record that is not committed.
 
 from __future__ import annotations
 
-import operator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from sqlalchemy import JSON, DateTime, String, Text, and_, bindparam, cast, func, literal_column, select
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from archiver import jsoncodec, ledger
+from archiver import ledger
 from archiver.db import dialect, models as m, tallies
-from archiver.db.dialect import is_sqlite, translated_errors
+from archiver.db.dialect import translated_errors
+from archiver.db.writer import PostgresWriter, SqliteWriter, rows_of
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
 from archiver.ledger import Covered
 from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
-EVENT_COLUMNS = [c.name for c in m.events.columns if c.name not in ("id", "source", "account", "natural_key")]
-_EVENT_TIMES = [c for c in EVENT_COLUMNS if isinstance(m.events.c[c].type, m.UTCDateTime)]
-_EVENT_PLAIN = [c for c in EVENT_COLUMNS if c not in _EVENT_TIMES]
-_event_plain = operator.attrgetter(*_EVENT_PLAIN)
-
-# The hot path's rows are tuples in these column orders (see ``_Upserts``).
-UPSERT_COLUMNS = {
-    "records": ("source", "account", "natural_key", "record_at", "raw", "first_seen_at", "updated_at"),
-    "events": ("source", "account", "natural_key", *_EVENT_PLAIN, *_EVENT_TIMES),
-    "messages": ("source", "account", "message_id", "status", "status_rank", "status_at", "updated_at"),
-    "history": ("source", "account", "message_id", "status", "status_detail", "seen_at"),
-}
+EVENT_COLUMNS = m.EVENT_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -56,8 +43,8 @@ class Store:
         self.admission = admission or Admission()
         """What retention and erasure forbid never enters (see ``archiver.lifecycle.admission``)."""
         self._insert = dialect.insert(engine)
-        self._upserts = _Upserts(self._insert, engine.dialect)
         self._sqlite = dialect.is_sqlite(engine)
+        self._writer: SqliteWriter | PostgresWriter = SqliteWriter() if self._sqlite else PostgresWriter()
         self.quarantine = QuarantineLog(engine, self._insert)
         self.fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
         """Set by a daemon sharing PostgreSQL: every write first proves the account is still
@@ -79,8 +66,7 @@ class Store:
 
     async def _begin_writing(self, conn: AsyncConnection) -> None:
         """On SQLite, take the write lock first, in aiosqlite's thread: if another process
-        holds it, the wait (up to the busy timeout) happens there, never on the event loop
-        (the bulk upserts that follow run on the loop's thread, see ``_Upserts.run``)."""
+        holds it, the wait (up to the busy timeout) happens there, never on the event loop."""
         if self._sqlite:
             await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -112,37 +98,10 @@ class Store:
 
     async def _upsert_records(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record],
                               now: datetime) -> int:
-        """Write the batch; how many of its keys are new to the account (for its tally)."""
-        t, dumps = self._upserts.timer(), jsoncodec.dumps
-        now_t = t(now)
-        fresh = await self._upserts.records(conn, owner, [
-            (*owner, r.key, t(r.at), dumps(r.raw), now_t, now_t) for r in records])
-        await self._upserts.run(conn, "events", [
-            (*owner, r.key, *_event_plain(e), t(e.occurred_at), t(e.done_at), t(e.created_at))
-            for r in records for e in (r.event,)])
-        await dialect.index_text(conn, owner, [r.key for r in records])
-        await self._advance_messages(conn, owner, records, now_t, t)
-        return fresh
-
-    async def _advance_messages(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record], now: Any,
-                                t: Callable[[datetime | None], Any]) -> None:
-        """Current status only moves forward; every status a message reached is kept once."""
-        best: dict[str, Record] = {}
-        history: dict[tuple[str, str, str], tuple[Any, ...]] = {}
-        for r in records:
-            e = r.event
-            if not e.message_id or not e.status:
-                continue
-            if e.message_id not in best or best[e.message_id].status_rank <= r.status_rank:
-                best[e.message_id] = r
-            change = (e.message_id, e.status, e.status_detail or "")
-            if change not in history:
-                history[change] = (*owner, *change, now)
-        if not best:
-            return
-        await self._upserts.run(conn, "messages", [
-            (*owner, mid, r.event.status, r.status_rank, t(r.event.occurred_at), now) for mid, r in best.items()])
-        await self._upserts.run(conn, "history", list(history.values()))
+        """Write the batch (``archiver.db.writer``); how many of its keys are new to the
+        account (for its tally)."""
+        writer = self._writer
+        return await writer.write(conn, owner, rows_of(records, writer.time), writer.time(now))
 
     async def _advance_checkpoint(self, conn: AsyncConnection, source: str, account: str, position: datetime,
                                   now: datetime) -> None:
@@ -176,12 +135,13 @@ class Store:
             return [Gap(r.gap_from, r.gap_to, r.reason) for r in await conn.execute(query)]
 
     async def pending_messages(self, source: str, account: str, since: datetime) -> list[tuple[str, datetime]]:
-        """Messages whose latest version is not final and that the provider still serves,
-        with when they were sent."""
-        e = m.events
-        query = (select(e.c.message_id, func.min(e.c.occurred_at))
-                 .where(_owned(e, source, account), e.c.is_final.is_(False), e.c.occurred_at >= since)
-                 .group_by(e.c.message_id).order_by(e.c.message_id))
+        """Messages whose latest version is not final and that the provider still serves
+        (by position: the time index answers), with when they were sent."""
+        r = m.records
+        query = (select(r.c.message_id, func.min(r.c.occurred_at))
+                 .where(r.c.source == source, r.c.record_at >= since, r.c.account == account,
+                        r.c.is_final.is_(False))
+                 .group_by(r.c.message_id).order_by(r.c.message_id))
         async with self._reading() as conn:
             return [(mid, at) for mid, at in await conn.execute(query)]
 
@@ -248,13 +208,12 @@ class Store:
 
     async def export_rows(self, source: str, since: datetime | None, until: datetime | None,
                           account: str | None = None) -> AsyncIterator[Any]:
-        """Records joined to their events, oldest first, streamed from the server.
+        """Records with their normalized fields, oldest first, streamed from the server.
 
         ``raw`` comes back as the stored JSON text (compact, as written): the export
         copies it out instead of decoding and re-encoding the largest field."""
-        r, e = m.records, m.events
-        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *[e.c[c] for c in EVENT_COLUMNS])
-                 .join(e, and_(e.c.source == r.c.source, e.c.account == r.c.account, e.c.natural_key == r.c.natural_key))
+        r = m.records
+        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *[r.c[c] for c in EVENT_COLUMNS])
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:
             query = query.where(r.c.record_at >= since)
@@ -269,120 +228,14 @@ class Store:
                     yield row
 
 
-class _Upserts:
-    """The hot path's statements, compiled once and run as plain driver ``executemany``.
-
-    Rows arrive as tuples in ``UPSERT_COLUMNS`` order, times already converted by
-    ``time``: going around SQLAlchemy's per-row parameter processing, and building no
-    dict per row, keeps a record's write cost mostly inside the database driver.
-    Everything else in ``Store`` uses Core.
-    """
-
-    def __init__(self, insert: Any, sql_dialect: Any) -> None:
-        self._sqlite = is_sqlite(sql_dialect)
-        self._pg_records = None if self._sqlite else _pg_records_from_arrays()
-        self._compiled: dict[str, tuple[str, Any]] = {}
-        for name, statement in _upsert_statements(insert).items():
-            columns = UPSERT_COLUMNS[name]
-            compiled = statement.values({c: bindparam(c) for c in columns}).compile(dialect=sql_dialect)
-            order = [columns.index(k) for k in compiled.positiontup or []]  # the driver's parameter order
-            reorder = None if order == list(range(len(columns))) else operator.itemgetter(*order)
-            self._compiled[name] = (str(compiled), reorder)
-
-    async def records(self, conn: AsyncConnection, owner: tuple[str, str], rows: list[tuple[Any, ...]]) -> int:
-        """The records upsert; how many rows it inserted. PostgreSQL: one statement over
-        arrays, ``RETURNING (xmax = 0)`` (true for an inserted row). SQLite: the keys
-        already present are counted first (the write lock is held, so that is exact).
-        A look-up before the upsert on PostgreSQL let a planner with a young table's
-        statistics walk the account's whole time index per batch."""
-        if self._pg_records is not None:
-            columns = UPSERT_COLUMNS["records"]
-            result = await conn.execute(self._pg_records, {c: [row[i] for row in rows] for i, c in enumerate(columns)})
-            return sum(1 for (inserted,) in result if inserted)
-        present = await dialect.count_present(conn, m.records, owner, [row[2] for row in rows])
-        await self.run(conn, "records", rows)
-        return len(rows) - present
-
-    async def run(self, conn: AsyncConnection, name: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        sql, reorder = self._compiled[name]
-        params = rows if reorder is None else [reorder(row) for row in rows]
-        handle = await dialect.sqlite3_connection(conn) if self._sqlite else None
-        if handle is not None:
-            # On the loop's thread, synchronously: a few ms per 1,000 rows, and the write
-            # lock is already held (``Store._begin_writing``). In aiosqlite's thread, the
-            # driver's per-row GIL hand-offs with a busy event loop cost more CPU than
-            # the statements: a 100k backfill took 11.5-14 s that way, 9-9.5 s this way.
-            handle.executemany(sql, params)
-        else:
-            await conn.exec_driver_sql(sql, params)
-
-    def timer(self) -> Callable[[datetime | None], Any]:
-        """``time``, memoized for one batch: a record's times repeat (SendZen's position is
-        its created_at; a message's status time is its event's), and a lookup costs a
-        twentieth of formatting one."""
-        memo: dict[datetime, Any] = {}
-        convert = self.time
-
-        def time(value: datetime | None) -> Any:
-            if value is None:
-                return None
-            converted = memo.get(value)
-            if converted is None:
-                converted = memo[value] = convert(value)
-            return converted
-
-        return time
-
-    def time(self, value: datetime | None) -> Any:
-        return dialect.stored_time(value, self._sqlite)
-
-
-def _pg_records_from_arrays() -> Any:
-    """PostgreSQL's records upsert: the batch as one array per column, unnested into rows."""
-    columns = UPSERT_COLUMNS["records"]
-    when = DateTime(timezone=True)
-    types = {"raw": Text(), "record_at": when, "first_seen_at": when, "updated_at": when}
-    rows = select(*[func.unnest(bindparam(c, type_=ARRAY(types.get(c, String())))).label(c) for c in columns]).subquery()
-    stmt = postgresql.insert(m.records).from_select(
-        list(columns), select(*[cast(rows.c.raw, JSON) if c == "raw" else rows.c[c] for c in columns]))
-    return _newest_version(stmt).returning(literal_column("xmax = 0"))
-
-
-def _newest_version(stmt: Any) -> Any:
-    """A record's upsert: its newest version, counted only when its raw text changed."""
-    return stmt.on_conflict_do_update(
-        index_elements=["source", "account", "natural_key"],
-        set_={"raw": stmt.excluded.raw, "record_at": stmt.excluded.record_at,
-              "updated_at": stmt.excluded.updated_at, "version": m.records.c.version + literal_column("1")},
-        where=cast(m.records.c.raw, Text) != cast(stmt.excluded.raw, Text),
-    )
-
-
-def _upsert_statements(insert: Any) -> dict[str, Any]:
-    """The four upserts of a batch, on natural keys: a record's newest version, its
-    normalized event, the message's status (forward only) and the statuses it reached
-    (each once)."""
-    records = _newest_version(insert(m.records))
-    stmt = insert(m.events)
-    events = stmt.on_conflict_do_update(index_elements=["source", "account", "natural_key"],
-                                        set_={c: stmt.excluded[c] for c in EVENT_COLUMNS})
-    stmt = insert(m.messages)
-    messages = stmt.on_conflict_do_update(
-        index_elements=["source", "account", "message_id"],
-        set_={"status": stmt.excluded.status, "status_rank": stmt.excluded.status_rank,
-              "status_at": stmt.excluded.status_at, "updated_at": stmt.excluded.updated_at},
-        where=m.messages.c.status_rank <= stmt.excluded.status_rank,
-    )
-    history = insert(m.status_history).on_conflict_do_nothing()
-    return {"records": records, "events": events, "messages": messages, "history": history}
-
-
 def _owned(table: Any, source: str, account: str) -> Any:
     return and_(table.c.source == source, table.c.account == account)
 
 
 def _unique_by_key(records: Sequence[Record]) -> list[Record]:
-    """One row per natural key (the last served wins): one statement may not touch a row twice."""
-    return list({r.key: r for r in records}.values())
+    """One row per natural key (the last served wins: one statement may not touch a row
+    twice), in key order. Providers serve newest first; inserted in that order, each key
+    lands left of the one before and SQLite's index pages split half full. In key order
+    (time order, for time-prefixed keys) they fill: 0.1× fewer bytes per record."""
+    unique = {r.key: r for r in records}
+    return [unique[key] for key in sorted(unique)]

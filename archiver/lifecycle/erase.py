@@ -25,7 +25,7 @@ from archiver.times import utcnow
 BATCH = 500
 """Messages per transaction (each with all of its records)."""
 TABLES = ("records", "events", "messages", "status_history", "quarantine")
-e, r = m.events, m.records
+e = r = m.records  # one row per record: its raw JSON and its normalized fields
 
 
 async def erase_phone(engine: AsyncEngine, phone: str, *, dry_run: bool = False) -> dict[str, int]:
@@ -67,11 +67,10 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
     records = (await _remove(conn, r, owned_keys(r, "natural_key", keys), dry_run) if dry_run
                else await tallies.delete_records(conn, keys))  # type: ignore[arg-type]
     targets = {
-        "events": (e, owned_keys(e, "natural_key", keys)),
         "messages": (m.messages, owned_keys(m.messages, "message_id", messages)),
         "status_history": (m.status_history, owned_keys(m.status_history, "message_id", messages)),
     }
-    return {"records": records,
+    return {"records": records, "events": records,  # a record and its normalized view are one row
             **{name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}}
 
 

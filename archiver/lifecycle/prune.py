@@ -1,5 +1,5 @@
-"""Retention: records older than ``keep_days`` leave the archive, with their events,
-messages and status history.
+"""Retention: records older than ``keep_days`` (by position, ``record_at``) leave the
+archive, with their messages and status history once no record of a message is left.
 
 Batches of at most ``BATCH`` records per transaction, so polling and reads go on while a
 large prune runs. A message goes once none of its events is left: a crash between
@@ -20,7 +20,7 @@ from archiver.times import utcnow
 
 BATCH = 2_000
 """Records per transaction: short enough that a poll waiting to write waits little."""
-e, r = m.events, m.records
+r = m.records
 
 
 async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None) -> dict[str, int]:
@@ -30,32 +30,33 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
         return counts
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     async with engine.begin() as conn:
-        await dialect.refresh_statistics(conn, "events", "records", "messages", "status_history")
-    while True:
-        async with engine.begin() as conn:
-            batch = list(await conn.execute(
-                select(e.c.source, e.c.account, e.c.natural_key, e.c.message_id)
-                .where(func.coalesce(e.c.occurred_at, e.c.created_at) < cutoff).limit(BATCH)))
-            if not batch:
-                return counts
-            for name, count in (await _delete_batch(conn, batch)).items():
-                counts[name] += count
+        await dialect.refresh_statistics(conn, "records", "messages", "status_history")
+        sources = list(await conn.scalars(select(m.tallies.c.source).distinct()))
+    for source in sources:
+        while True:
+            async with engine.begin() as conn:
+                batch = list(await conn.execute(  # the time index: (source, record_at)
+                    select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id)
+                    .where(r.c.source == source, r.c.record_at < cutoff).limit(BATCH)))
+                if not batch:
+                    break
+                for name, count in (await _delete_batch(conn, batch)).items():
+                    counts[name] += count
+    return counts
 
 
 async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
-    done = {
-        "events": await _delete(conn, e, owned_keys(e, "natural_key", keys)),
-        "records": await tallies.delete_records(conn, keys),
-    }
+    gone = await tallies.delete_records(conn, keys)
+    done = {"records": gone, "events": gone}  # a record and its normalized view are one row
     if not messages:
         return {**done, "messages": 0, "status_history": 0}
     left = {tuple(row) for row in await conn.execute(
-        select(e.c.source, e.c.account, e.c.message_id).distinct().where(owned_keys(e, "message_id", messages)))}
-    gone = [mid for mid in messages if mid not in left]
+        select(r.c.source, r.c.account, r.c.message_id).distinct().where(owned_keys(r, "message_id", messages)))}
+    finished = [mid for mid in messages if mid not in left]
     for name, table in (("messages", m.messages), ("status_history", m.status_history)):
-        done[name] = await _delete(conn, table, owned_keys(table, "message_id", gone))
+        done[name] = await _delete(conn, table, owned_keys(table, "message_id", finished))
     return done
 
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import pytest
 from alembic import command
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import dialect, models as m, tallies
+from archiver import jsoncodec
+from archiver.db import dialect, models as m
 from archiver.db.connect import alembic_config, create_engine
 from archiver.db.store import Store
 from archiver.simulator import infobip_message, sendzen_log
+from archiver.domain import Record
 from archiver.sources.infobip import parse_message
 from archiver.sources.sendzen import parse_log
+from archiver.sources.sendzen.source import content_digest
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
 
@@ -38,19 +41,26 @@ async def engine(db_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-class OldStore(Store):
-    """The store as it wrote before a migration: without the tallies (0007) and the text
-    index (0008) it lacks then."""
-
-    async def save(self, *args: Any, **kwargs: Any) -> None:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(tallies, "add", _none)
-            patch.setattr(dialect, "index_text", _none)
-            await super().save(*args, **kwargs)
-
-
-async def _none(*args: Any) -> int:
-    return 0
+async def save_old(engine: AsyncEngine, source: str, records: list[Record], checkpoint: datetime | None = None) -> None:
+    """As the versions before 0009 wrote: a ``records`` row (raw) and an ``events`` row
+    (normalized) per record, for account 'default'; and the checkpoint."""
+    sqlite = dialect.is_sqlite(engine)
+    when = lambda value: dialect.stored_time(value, sqlite)  # noqa: E731
+    raw = ":raw" if sqlite else "CAST(:raw AS json)"
+    async with engine.begin() as conn:
+        for r in records:
+            owner = {"source": source, "account": "default", "natural_key": r.key}
+            await conn.execute(text(
+                "INSERT INTO records (source, account, natural_key, record_at, raw, version, first_seen_at, updated_at) "
+                f"VALUES (:source, :account, :natural_key, :at, {raw}, 1, :at, :at)"),
+                {**owner, "at": when(r.at), "raw": jsoncodec.dumps(r.raw)})
+            fields = {k: when(v) if isinstance(v, datetime) else v for k, v in asdict(r.event).items()}
+            await conn.execute(text(f"INSERT INTO events (source, account, natural_key, {', '.join(fields)}) "
+                                    f"VALUES (:source, :account, :natural_key, {', '.join(':' + k for k in fields)})"),
+                               {**owner, **fields})
+        if checkpoint is not None:
+            await conn.execute(text("INSERT INTO checkpoints (source, account, position, updated_at) "
+                                    "VALUES (:source, 'default', :at, :at)"), {"source": source, "at": when(checkpoint)})
 
 
 async def keys(engine: AsyncEngine, table: object) -> set[tuple[str, str]]:
@@ -60,12 +70,11 @@ async def keys(engine: AsyncEngine, table: object) -> set[tuple[str, str]]:
 
 async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: AsyncEngine) -> None:
     await to_revision(engine, "0001")
-    store = OldStore(engine)
     current = [parse_log(sendzen_log(i, T + timedelta(seconds=i))) for i in range(5)]
     # as version 0001 keyed them: the bare content hash
-    await store.save("sendzen", "default", [replace(r, key=r.key.split(":")[1]) for r in current])
+    await save_old(engine, "sendzen", [replace(r, key=content_digest(r.raw)) for r in current])
     infobip = [parse_message(infobip_message(i, T)) for i in range(2)]
-    await store.save("infobip", "default", infobip)
+    await save_old(engine, "infobip", infobip)
 
     await to_revision(engine, "head")
     store = Store(engine)
@@ -77,16 +86,18 @@ async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: Asyn
     assert await store.count_records("sendzen", "default") == 5, "no second row per log"
 
     await to_revision(engine, "0001", down=True)
-    assert {k for s, k in await keys(engine, m.events) if s == "sendzen"} == {r.key.split(":")[1] for r in current}
+    assert {k for s, k in await keys(engine, m.events) if s == "sendzen"} == {content_digest(r.raw) for r in current}
+    assert {k for s, k in await keys(engine, m.records) if s == "sendzen"} == {content_digest(r.raw) for r in current}
 
 
 async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engine: AsyncEngine) -> None:
     """Rows and checkpoint written at 0002 belong to account 'default' at head, nothing re-fetched;
     every later migration (quarantine, read indexes, lifecycle, leases) also goes back down."""
     await to_revision(engine, "0002")
-    store = OldStore(engine)
     records = [parse_log(sendzen_log(i, T + timedelta(minutes=i))) for i in range(7)]
-    await store.save("sendzen", "default", records, checkpoint=T + timedelta(minutes=5))
+    # as 0002 keyed them: ticks and the whole hash
+    old = [replace(r, key=f"{r.key.split(':')[0]}:{content_digest(r.raw)}") for r in records]
+    await save_old(engine, "sendzen", old, checkpoint=T + timedelta(minutes=5))
 
     await to_revision(engine, "head")
     store = Store(engine)
@@ -101,4 +112,4 @@ async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engi
         assert list(found) == ["Hello number 6"]
 
     await to_revision(engine, "0002", down=True)
-    assert await keys(engine, m.records) == {("sendzen", r.key) for r in records}
+    assert await keys(engine, m.records) == {("sendzen", r.key) for r in old}, "the whole hash again"
