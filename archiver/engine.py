@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Awaitable, Callable, Protocol
+from typing import Protocol
 
 import structlog
 
@@ -137,14 +137,13 @@ class Pass:
         held: list[Record] = []
         records = pages = 0
         requests_before = self.source.requests
-        async with WriteBehind(self._save) as behind:
-            async for page in self.source.fetch(span.start, span.end):
-                if len(held) >= WRITE_BATCH:
-                    await behind.write(held)
-                    held = []
-                parsed = await self._parse(page)
-                held += parsed
-                records, pages = records + len(parsed), pages + 1
+        async for page in self.source.fetch(span.start, span.end):
+            if len(held) >= WRITE_BATCH:
+                await self._save(held)
+                held = []
+            parsed = await self._parse(page)
+            held += parsed
+            records, pages = records + len(parsed), pages + 1
         async with self.closing:
             checkpoint = watermark.complete(index) if watermark else None
             await self._save(held, checkpoint=checkpoint, window=Window(span.start, span.end, records, pages))
@@ -226,35 +225,6 @@ class Pass:
             log.info("pass finished", source=source.name, account=source.account, records=result.records,
                      pages=result.pages, windows=result.windows, refreshed=result.refreshed,
                      requests=result.requests)
-
-
-class WriteBehind:
-    """A window's full batches are written while it fetches its next pages: the database
-    (a worker thread on SQLite, a server on PostgreSQL) and the event loop work at once.
-    One write at a time per window, in order; leaving waits for the last one, and an
-    error (or a cancellation) leaves no write behind running."""
-
-    def __init__(self, save: Callable[[list[Record]], Awaitable[None]]) -> None:
-        self._save, self._pending = save, None
-
-    async def write(self, records: list[Record]) -> None:
-        await self._drain()
-        self._pending = asyncio.ensure_future(self._save(records))
-
-    async def _drain(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            await pending
-
-    async def __aenter__(self) -> "WriteBehind":
-        return self
-
-    async def __aexit__(self, kind: object, error: object, trace: object) -> None:
-        if error is None:
-            await self._drain()
-        elif self._pending is not None:
-            self._pending.cancel()
-            await asyncio.gather(self._pending, return_exceptions=True)
 
 
 def parse_one(source: Source, raw: dict) -> tuple[Record | None, str | None]:

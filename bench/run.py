@@ -219,7 +219,7 @@ async def main(quick: bool, peer: str | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
     latency = 0.03
     small, big = (2_000, 20_000) if quick else (10_000, 100_000)
-    cluster = PostgresCluster()
+    cluster = PostgresCluster(durable=True)  # fsync on, as in production
     cluster.start()
     try:
         runs = []

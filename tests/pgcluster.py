@@ -32,7 +32,10 @@ def _as_postgres(args: list[str]) -> None:
 
 
 class PostgresCluster:
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """``durable``: fsync and synchronous commits on, as in production (the bench);
+        the tests' throwaway cluster runs without them."""
+        self.durable = durable
         self.root = Path(tempfile.mkdtemp(prefix="archiver-pg-"))
         self.data, self.sockets = self.root / "data", self.root / "sock"
         self.sockets.mkdir()
@@ -53,7 +56,9 @@ class PostgresCluster:
         _as_postgres([_pg_tool("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def resume(self) -> None:
-        options = f"-p {self.port} -h 127.0.0.1 -k {self.sockets} -c fsync=off -c synchronous_commit=off"
+        options = f"-p {self.port} -h 127.0.0.1 -k {self.sockets}"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off"
         _as_postgres([_pg_tool("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l",
                       str(self.root / "log"), "start"])
 

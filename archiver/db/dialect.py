@@ -47,8 +47,8 @@ def stored_time(value: datetime | None, on_sqlite: bool) -> Any:
     ``UTCDateTime`` column type and the bulk writer's rows."""
     if value is None:
         return None
-    utc = as_utc(value)
-    return utc.isoformat(sep=" ", timespec="microseconds")[:SQLITE_TIME_LENGTH] if on_sqlite else utc
+    utc = value if value.tzinfo is timezone.utc else as_utc(value)  # the hot path: already UTC
+    return utc.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH] if on_sqlite else utc
 
 
 def loaded_time(value: datetime | str | None) -> datetime | None:

@@ -9,7 +9,6 @@ can never cover a record that is not committed.
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from archiver import ledger
 from archiver.db import dialect, models as m, tallies
 from archiver.db.dialect import translated_errors
-from archiver.db.writer import PostgresWriter, SqliteWriter, rows_of
+from archiver.db.writer import PostgresWriter, Save, SqliteWriter, Window, rows_of
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
 from archiver.ledger import Covered
@@ -27,14 +26,6 @@ from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
 EVENT_COLUMNS = m.EVENT_COLUMNS
-
-
-@dataclass(frozen=True)
-class Window:
-    start: datetime
-    end: datetime
-    records: int
-    pages: int
 
 
 class Store:
@@ -79,29 +70,28 @@ class Store:
         checkpoint: datetime | None = None,
         window: Window | None = None,
     ) -> None:
-        """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
+        """Upsert ``records``; move the checkpoint and log the window in the same transaction.
+        The rows are built before the transaction starts: it holds the only SQLite
+        connection (and a PostgreSQL one) for its database work alone."""
         now = utcnow()
-        records = self.admission.admit(records, now)
+        admitted = self.admission.admit(records, now)
+        batch = rows_of(_unique_by_key(admitted), self._writer.time) if admitted else None
+        if isinstance(self._writer, SqliteWriter):
+            with translated_errors():
+                async with self.engine.connect() as conn:
+                    await self._writer.save(conn, Save((source, account), batch, now, checkpoint, window))
+            return
         async with self._transaction() as conn:
-            await self._begin_writing(conn)
             if self.fence is not None:
                 await self.fence(conn, source, account)
-            if records:
-                fresh = await self._upsert_records(conn, (source, account), _unique_by_key(records), now)
-                await tallies.add(conn, source, account, fresh)
+            if batch:
+                await tallies.add(conn, source, account, await self._writer.write(conn, (source, account), batch, now))
             if checkpoint is not None:
                 await self._advance_checkpoint(conn, source, account, checkpoint, now)
             if window is not None:
                 await conn.execute(m.coverage.insert(), {
                     "source": source, "account": account, "window_from": window.start, "window_to": window.end,
                     "records": window.records, "pages": window.pages, "finished_at": now})
-
-    async def _upsert_records(self, conn: AsyncConnection, owner: tuple[str, str], records: Sequence[Record],
-                              now: datetime) -> int:
-        """Write the batch (``archiver.db.writer``); how many of its keys are new to the
-        account (for its tally)."""
-        writer = self._writer
-        return await writer.write(conn, owner, rows_of(records, writer.time), writer.time(now))
 
     async def _advance_checkpoint(self, conn: AsyncConnection, source: str, account: str, position: datetime,
                                   now: datetime) -> None:

@@ -18,6 +18,7 @@ write it inside the caller's transaction and say how many records were new.
 from __future__ import annotations
 
 import asyncio
+import functools
 import operator
 from itertools import chain
 import sqlite3
@@ -54,6 +55,27 @@ class Batch:
     history: list[list[Any]]
 
 
+@dataclass(frozen=True)
+class Window:
+    """A coverage-ledger entry: a window fetched whole."""
+
+    start: datetime
+    end: datetime
+    records: int
+    pages: int
+
+
+@dataclass(frozen=True)
+class Save:
+    """One ``Store.save``: the batch (if any), and the checkpoint and window it completes."""
+
+    owner: tuple[str, str]
+    batch: Batch | None
+    now: datetime
+    checkpoint: datetime | None = None
+    window: Window | None = None
+
+
 def rows_of(records: Sequence[Record], convert: Callable[[datetime | None], Any]) -> Batch:
     """The batch's rows, and each message's newest status (status only moves forward)
     and the statuses it reached (each once). ``convert`` turns a time into the database's."""
@@ -75,13 +97,13 @@ def memoized(convert: Callable[[datetime | None], Any]) -> Callable[[datetime | 
     is its created_at; a status's time is its event's), and a lookup costs a twentieth
     of formatting one."""
     memo: dict[datetime | None, Any] = {None: None}
+    get = memo.get
 
     def time(value: datetime | None) -> Any:
-        try:
-            return memo[value]
-        except KeyError:
+        converted = get(value, memo)
+        if converted is memo:
             converted = memo[value] = convert(value)
-            return converted
+        return converted
 
     return time
 
@@ -111,27 +133,63 @@ class SqliteWriter:
     HISTORY = (f"INSERT INTO status_history (source, account, seen_at, {', '.join(HISTORY)}) VALUES {{rows}} "
                "ON CONFLICT DO NOTHING")
 
-    @staticmethod
-    def time(value: datetime | None) -> Any:
-        return dialect.stored_time(value, True)
+    # The rest of a save, as ``Store``'s Core statements say it for PostgreSQL.
+    TALLY = ("INSERT INTO tallies (source, account, records) VALUES (?1, ?2, ?3) ON CONFLICT (source, account) "
+             "DO UPDATE SET records = tallies.records + excluded.records")
+    CHECKPOINT = ("INSERT INTO checkpoints (source, account, position, updated_at) VALUES (?1, ?2, ?3, ?4) "
+                  "ON CONFLICT (source, account) DO UPDATE SET position = excluded.position, "
+                  "updated_at = excluded.updated_at WHERE checkpoints.position < excluded.position")
+    COVERAGE = ("INSERT INTO coverage (source, account, window_from, window_to, records, pages, finished_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
 
-    async def write(self, conn: AsyncConnection, owner: tuple[str, str], batch: Batch, now: str) -> int:
-        """The batch's statements in order; the write lock is already held
-        (``Store._begin_writing``), so the count of keys present is exact."""
-        keys = (*owner, jsoncodec.dumps([row[0] for row in batch.rows]))
-        steps = [(self.PRESENT, keys),
-                 *_values(self.RECORDS, (*owner, now, now), batch.rows),
-                 (self.TEXT_OUT, (*keys, now)), (self.TEXT_IN, (*keys, now)),
-                 *_values(self.MESSAGES, (*owner, now), batch.messages),
-                 *_values(self.HISTORY, (*owner, now), batch.history)]
+    time = staticmethod(functools.partial(dialect.stored_time, on_sqlite=True))
+
+    async def save(self, conn: AsyncConnection, save: Save) -> None:
+        """The whole transaction in one call to a worker thread. Each await made while the
+        only connection is held waits for a turn of a busy event loop (about 5 ms); a save
+        had eight of them, and the connection sat idle longer than it worked."""
+        count = None
+        if save.batch:
+            keys = (*save.owner, jsoncodec.dumps([row[0] for row in save.batch.rows]))
+            count = Count(self.PRESENT, keys, len(save.batch.rows), self.TALLY)
+        steps = self._steps(save)
         handle = await dialect.sqlite3_connection(conn)
         if handle is not None:
-            present = await asyncio.to_thread(_run_all, handle, steps)
-        else:  # aiosqlite moved its connection: the same statements through its thread
-            present = (await conn.exec_driver_sql(*steps[0])).scalar()
-            for sql, params in steps[1:]:
-                await conn.exec_driver_sql(sql, params)
-        return len(batch.rows) - int(present or 0)
+            await asyncio.to_thread(_transaction, handle, save.owner, count, steps)
+            return
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")  # aiosqlite moved its connection: the same, hop by hop
+        present = (await conn.exec_driver_sql(count.sql, count.params)).scalar() if count else 0
+        for sql, params in [*steps, *([count.tally(save.owner, present)] if count else [])]:
+            await conn.exec_driver_sql(sql, params)
+        await conn.commit()
+
+    def _steps(self, save: Save) -> list[tuple[str, tuple[Any, ...]]]:
+        owner, now, batch, steps = save.owner, self.time(save.now), save.batch, []
+        if batch:
+            keys = (*owner, jsoncodec.dumps([row[0] for row in batch.rows]), now)
+            steps += [*_values(self.RECORDS, (*owner, now, now), batch.rows),
+                      (self.TEXT_OUT, keys), (self.TEXT_IN, keys),
+                      *_values(self.MESSAGES, (*owner, now), batch.messages),
+                      *_values(self.HISTORY, (*owner, now), batch.history)]
+        if save.checkpoint is not None:
+            steps.append((self.CHECKPOINT, (*owner, self.time(save.checkpoint), now)))
+        if (w := save.window) is not None:
+            steps.append((self.COVERAGE, (*owner, self.time(w.start), self.time(w.end), w.records, w.pages, now)))
+        return steps
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many of a batch's keys are new (counted before the upsert, under the write
+    lock), and the statement that adds them to the account's tally."""
+
+    sql: str
+    params: tuple[Any, ...]
+    rows: int
+    tally_sql: str
+
+    def tally(self, owner: tuple[str, str], present: int) -> tuple[str, tuple[Any, ...]]:
+        return self.tally_sql, (*owner, self.rows - int(present or 0))
 
 
 CHUNK = 256
@@ -154,13 +212,23 @@ def _values(template: str, fixed: tuple[Any, ...], rows: list[list[Any]]) -> lis
     return steps
 
 
-def _run_all(handle: sqlite3.Connection, steps: list[tuple[str, tuple[Any, ...]]]) -> int:
-    """In a worker thread, while the task that owns the connection awaits it: the first
-    statement's answer (how many of the batch's keys were present)."""
-    present = handle.execute(*steps[0]).fetchone()[0]
-    for sql, params in steps[1:]:
-        handle.execute(sql, params)
-    return int(present)
+def _transaction(handle: sqlite3.Connection, owner: tuple[str, str], count: Count | None,
+                 steps: list[tuple[str, tuple[Any, ...]]]) -> None:
+    """In a worker thread, while the task holding the connection awaits it: the write lock
+    first (waiting for another process happens here, off the event loop), the keys
+    already present counted under it, every statement, the tally, the commit."""
+    handle.execute("BEGIN IMMEDIATE")
+    try:
+        if count is not None:
+            present = handle.execute(count.sql, count.params).fetchone()[0]
+            steps = [*steps, count.tally(owner, present)]
+        for sql, params in steps:
+            handle.execute(sql, params)
+        handle.execute("COMMIT")
+    except BaseException:
+        if handle.in_transaction:
+            handle.execute("ROLLBACK")
+        raise
 
 
 class PostgresWriter:
@@ -171,9 +239,7 @@ class PostgresWriter:
         self._messages = _unnest_upsert(m.messages, MESSAGE, _forward_status)
         self._history = _unnest_upsert(m.status_history, HISTORY, lambda stmt: stmt.on_conflict_do_nothing())
 
-    @staticmethod
-    def time(value: datetime | None) -> Any:
-        return dialect.stored_time(value, False)
+    time = staticmethod(functools.partial(dialect.stored_time, on_sqlite=False))
 
     async def write(self, conn: AsyncConnection, owner: tuple[str, str], batch: Batch, now: datetime) -> int:
         fixed = {"source": owner[0], "account": owner[1], "now": now}

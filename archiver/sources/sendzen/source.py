@@ -75,9 +75,10 @@ class SendZenSource:
         """Token paging, guarded (see ``archiver.paging``): ends with a gap, never spins."""
         params = self.window_params(start, end)
         guard = PagingGuard(self.name, start, end)
+        low, high = int(params["fromDate"]), int(params["toDate"])
         while True:
             logs, unreadable, token = await self.http.get_json(self._url, params, self._headers, parse_logs_page)
-            inside = [log for log in logs if guard.in_range(ticks_to_datetime(log["created_at"]))]
+            inside = [log for log in logs if low <= log["created_at"] <= high]
             fresh = guard.fresh((_identity(log), log) for log in inside)
             stop = _why_stop(guard, logs, inside, fresh, token)
             yield Page(fresh, [guard.gap(stop)] if stop else [], unreadable)  # type: ignore[arg-type]
