@@ -33,10 +33,15 @@ def parse_offset_time(text: str) -> datetime:
     return datetime.fromisoformat(match["base"] + tz).astimezone(timezone.utc)
 
 
-def rfc3339(moment: datetime | None) -> str | None:
-    """UTC RFC 3339 with a ``Z`` suffix, the export and ``status`` format."""
+def rfc3339(moment: datetime | str | None) -> str | None:
+    """UTC RFC 3339 with a ``Z`` suffix, the export and ``status`` format. A ``str`` is a
+    time as SQLite stores it (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC): reformatted without
+    being parsed, as an export of millions of records reads them."""
     if moment is None:
         return None
+    if isinstance(moment, str):
+        fraction = moment[20:26].rstrip("0")
+        return f"{moment[:10]}T{moment[11:19]}{'.' + fraction if fraction else ''}Z"
     utc = moment if moment.tzinfo is timezone.utc else moment.astimezone(timezone.utc)
     text = utc.replace(tzinfo=None).isoformat()  # the fraction only when non-zero, so rstrip is safe
     return (text.rstrip("0") if utc.microsecond else text) + "Z"

@@ -4,6 +4,7 @@ import pytest
 
 from archiver.sources.infobip import format_infobip_time
 from archiver.sources.sendzen.ticks import datetime_to_ticks, ticks_to_datetime, ticks_to_unix
+from archiver.db.dialect import stored_time
 from archiver.times import parse_cli_time, parse_offset_time, rfc3339
 
 UTC = timezone.utc
@@ -79,3 +80,11 @@ class TestRendering:
         assert parse_cli_time("2024-01-01T01:00:00+01:00") == datetime(2024, 1, 1, tzinfo=UTC)
         with pytest.raises(ValueError):
             parse_cli_time("last tuesday")
+
+
+def test_rfc3339_of_sqlite_stored_text_equals_that_of_the_time() -> None:
+    """The export reformats SQLite's stored text without parsing it: the same output."""
+    for moment in (datetime(2024, 5, 1, tzinfo=timezone.utc), datetime(2024, 5, 1, 23, 59, 59, 120, tzinfo=timezone.utc),
+                   datetime(2024, 5, 1, 1, 2, 3, 999999, tzinfo=timezone.utc),
+                   datetime(9999, 12, 31, 0, 0, 0, 500000, tzinfo=timezone.utc)):
+        assert rfc3339(stored_time(moment, on_sqlite=True)) == rfc3339(moment)

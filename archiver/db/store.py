@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from sqlalchemy import Text, and_, cast, func, select
+from sqlalchemy import String, Text, and_, cast, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import ledger
@@ -26,6 +26,7 @@ from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
 EVENT_COLUMNS = m.EVENT_COLUMNS
+_TIMES = {c for c in EVENT_COLUMNS if isinstance(m.records.c[c].type, m.UTCDateTime)}
 
 
 class Store:
@@ -201,9 +202,11 @@ class Store:
         """Records with their normalized fields, oldest first, streamed from the server.
 
         ``raw`` comes back as the stored JSON text (compact, as written): the export
-        copies it out instead of decoding and re-encoding the largest field."""
+        copies it out instead of decoding and re-encoding the largest field. On SQLite the
+        times come back as stored text too (``times.rfc3339`` reformats it unparsed)."""
         r = m.records
-        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *[r.c[c] for c in EVENT_COLUMNS])
+        columns = [type_coerce(r.c[c], String) if self._sqlite and c in _TIMES else r.c[c] for c in EVENT_COLUMNS]
+        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, *columns)
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:
             query = query.where(r.c.record_at >= since)

@@ -5,9 +5,10 @@ behind the same 84-character unique key, and the write path paid two upserts and
 key indexes per record. Now ``records`` holds both; ``events`` becomes a view of the
 normalized columns, so the README's queries read as before. Indexes follow the read
 side's needs only (and SendZen's key keeps 64 bits of its hash, not 256): the key, time within a source (newest-first pages, exports,
-retention), sender, recipient, message id. On SQLite, ``messages`` and
-``status_history`` become WITHOUT ROWID tables (their key is the row) and the time
-index ends at the rowid that every SQLite index entry carries anyway. On PostgreSQL,
+retention), sender, recipient, message id. ``status_history`` is keyed by the change
+it records (its surrogate id goes); on SQLite it and ``messages`` become WITHOUT ROWID
+tables (their key is the row), and the time index ends at the rowid that every SQLite
+index entry carries anyway. On PostgreSQL,
 ``raw`` is compressed in line (``toast_tuple_target``, storage MAIN): an average log
 is a few hundred bytes, below the size PostgreSQL compresses by default.
 
@@ -90,6 +91,11 @@ def upgrade() -> None:
     op.execute(f"CREATE VIEW events AS SELECT id, source, account, natural_key, {EVENT_NAMES} FROM records")
     if _sqlite():
         _rebuild_keyed_tables(with_rowid=False)
+    else:  # status_history's unique change is its key; the surrogate id and its index go
+        op.execute("ALTER TABLE status_history DROP COLUMN id")
+        op.execute("ALTER TABLE status_history DROP CONSTRAINT uq_history_change")
+        op.execute("ALTER TABLE status_history ADD CONSTRAINT status_history_pkey "
+                   "PRIMARY KEY (source, account, message_id, status, status_detail)")
 
 
 def _text_index(table: str) -> None:
@@ -136,6 +142,10 @@ def downgrade() -> None:
         _rebuild_keyed_tables(with_rowid=True)
     else:
         op.execute("DROP INDEX ix_records_text_trgm")
+        op.execute("ALTER TABLE status_history DROP CONSTRAINT status_history_pkey")
+        op.execute("ALTER TABLE status_history ADD CONSTRAINT uq_history_change "
+                   "UNIQUE (source, account, message_id, status, status_detail)")
+        op.execute("ALTER TABLE status_history ADD COLUMN id BIGSERIAL PRIMARY KEY")
     op.create_table(
         'events', sa.Column('id', ID, primary_key=True, autoincrement=True), *_owner(),
         sa.Column('natural_key', sa.String(128), nullable=False), *[sa.Column(name, kind) for name, kind in EVENT],

@@ -113,3 +113,39 @@ async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engi
 
     await to_revision(engine, "0002", down=True)
     assert await keys(engine, m.records) == {("sendzen", r.key) for r in old}, "the whole hash again"
+
+
+async def test_0009_folds_events_into_records_and_back(engine: AsyncEngine) -> None:
+    """Each record's two rows become one (its normalized fields beside ``raw``), SendZen
+    keys keep 64 bits of their hash, the view ``events`` reads as the table did, and the
+    text index follows; down again, the two tables and the whole keys come back."""
+    await to_revision(engine, "0008")
+    sendzen = [parse_log(sendzen_log(i, T + timedelta(minutes=i))) for i in range(6)]  # 2: "Hello number 2"
+    whole = [replace(r, key=f"{r.key.split(':')[0]}:{content_digest(r.raw)}") for r in sendzen]
+    infobip = [parse_message(infobip_message(i, T)) for i in range(3)]
+    await save_old(engine, "sendzen", whole)
+    await save_old(engine, "infobip", infobip)
+    async with engine.begin() as conn:  # 0008's text index, as its writer kept it
+        await conn.execute(text("INSERT INTO events_text (rowid, text) SELECT id, text FROM events "
+                                "WHERE text IS NOT NULL") if dialect.is_sqlite(engine) else text("SELECT 1"))
+
+    await to_revision(engine, "0009")
+    expected = {("sendzen", r.key) for r in sendzen} | {("infobip", r.key) for r in infobip}
+    assert await keys(engine, m.records) == expected == await keys(engine, m.events)
+    assert all(len(k) == 36 for s, k in await keys(engine, m.records) if s == "sendzen")
+    async with engine.connect() as conn:
+        rows = {r.natural_key: r for r in await conn.execute(select(m.records))}
+        found = await conn.scalars(select(m.records.c.natural_key).where(
+            dialect.text_contains(m.records, "number 2", dialect.is_sqlite(engine))))
+        assert list(found) == [sendzen[2].key]
+    for r in [*sendzen, *infobip]:
+        row = rows[r.key]
+        assert (row.message_id, row.status, row.text, row.occurred_at) == (
+            r.event.message_id, r.event.status, r.event.text, r.event.occurred_at)
+    store = Store(engine)
+    await store.save("sendzen", "default", sendzen)  # served again after the upgrade
+    assert await keys(engine, m.records) == expected, "no second row per record"
+
+    await to_revision(engine, "0008", down=True)
+    assert await keys(engine, m.records) == await keys(engine, m.events) == \
+        {("sendzen", r.key) for r in whole} | {("infobip", r.key) for r in infobip}
