@@ -55,7 +55,7 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     if writer:
         writer.writeheader()
     count = 0
-    async for row in store.export_rows(source, since, until, account):
+    async for row in store.export_rows(source, since, until, account, stored_times=True):
         line = to_line(source, row)
         if writer:
             writer.writerow({**line, "raw": row.raw})

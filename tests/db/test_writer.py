@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from archiver.db import writer
+from archiver.db.connect import create_engine, migrate
+from archiver.db.store import Store
 from archiver.domain import Event, Record
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -46,3 +54,39 @@ def test_sqlite_statements_come_in_a_few_sizes_only() -> None:
             assert params[:2] == ("src", "acct") and sql.count("(?1, ?2, ?, ?)") == (len(params) - 2) // 2
             sizes.add(sql.count("(?1"))
     assert sizes <= {writer.CHUNK, *(1 << i for i in range(writer.CHUNK.bit_length()))}
+
+
+async def test_a_cancelled_sqlite_save_finishes_its_transaction_before_giving_back_the_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM cancels a save while its worker thread holds the connection: the
+    cancellation waits for the thread's commit, so the pool never hands out a connection
+    that another thread is still using, and the next save works."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
+    real = writer._transaction
+
+    def held(*args: Any) -> None:
+        entered.set()
+        release.wait(10)
+        real(*args)
+        finished.set()
+
+    monkeypatch.setattr(writer, "_transaction", held)
+    try:
+        save = asyncio.ensure_future(store.save("sendzen", "default", [status("a", "m1", "sent", 1)]))
+        await asyncio.to_thread(entered.wait, 10)
+        save.cancel()
+        done, _ = await asyncio.wait([save], timeout=1)  # unfixed, it ends at once, the thread still writing
+        assert not done, "the cancellation waits for the thread"
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await save
+        assert finished.is_set()
+        monkeypatch.setattr(writer, "_transaction", real)
+        await store.save("sendzen", "default", [status("b", "m2", "sent", 1)])
+        assert await store.count_records("sendzen", "default") == 2, "the first save had committed whole"
+    finally:
+        release.set()
+        await engine.dispose()
