@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -161,10 +163,9 @@ async def dlt_run(records: int, tmp: Path) -> Run:
     try:
         now = utcnow()
         fake.add(*(sendzen_log(i, at) for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now))))
-        done = await in_thread(lambda: subprocess.run(
+        done = await in_thread(lambda: _run_group(
             [sys.executable, "-c", MEASURE_PROGRAM, str(PEER_PYTHON),
-             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(tmp / "dlt.db")],
-            capture_output=True, text=True))
+             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(tmp / "dlt.db")]))
         lines = done.stdout.strip().splitlines()
         code, seconds, rss = lines[-1].split()
         if int(code) != 0:
@@ -174,6 +175,21 @@ async def dlt_run(records: int, tmp: Path) -> Run:
                    f"whole process {float(seconds):.1f}s; the figure is pipeline.run alone")
     finally:
         await fake.stop()
+
+
+def _run_group(command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` in its own process group; past ``timeout`` the whole group is
+    killed (the peer runs as a grandchild: once, left behind, it spun at 100 % CPU and
+    skewed every later measurement)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
 async def fetch_only(records: int, windows: int = 8) -> Run:

@@ -1,18 +1,15 @@
 """The hot path: a batch of records into ``records``, ``messages`` and ``status_history``.
 
-Each table takes one statement per batch, the whole batch in one parameter, so the
-database does the per-row work and Python builds no statement or dict per row:
+``rows_of`` (pure) turns records into a ``Batch`` of plain rows, before any connection
+is taken. Then, per database, as few round trips as the batch allows:
 
-* SQLite: multi-row ``INSERT … VALUES`` statements in a worker thread; ``sqlite3``
-  releases the GIL for each statement's whole run, so the database's work overlaps
-  the fetching and parsing of the next pages on the event loop. (``executemany``
-  needs the GIL back for every row: on a busy loop the writes and the fetching took
-  turns, 9-10 s for a 100k backfill on two cores.)
-* PostgreSQL: one array per column, unnested (``RETURNING (xmax = 0)`` counts the
-  inserts for the tallies).
-
-``rows_of`` (pure) turns records into the batch; ``SqliteWriter`` and ``PostgresWriter``
-write it inside the caller's transaction and say how many records were new.
+* SQLite (``SqliteWriter.save``): the whole transaction (write lock, multi-row
+  ``INSERT … VALUES`` upserts, text index, tally, checkpoint, ledger, commit) is one
+  call to a worker thread. ``sqlite3`` releases the GIL while a statement runs, so
+  the database works while the event loop fetches and parses the next pages; and the
+  only connection is never held across a turn of the busy loop.
+* PostgreSQL (``PostgresWriter.write``, inside ``Store``'s transaction): one statement,
+  the batch as one array per column, its upserts and the tally as CTEs.
 """
 
 from __future__ import annotations
@@ -20,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import operator
-from itertools import chain
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import chain
 from typing import Any, Callable, Sequence
 
 from sqlalchemy import JSON, DateTime, String, Text, bindparam, cast, func, literal_column, select
@@ -50,6 +47,8 @@ UPDATED = [c for c in ROW if c != "natural_key"]
 
 @dataclass
 class Batch:
+    """Rows in ``ROW`` order (one per record), ``MESSAGE`` and ``HISTORY`` order."""
+
     rows: list[list[Any]]
     messages: list[list[Any]]
     history: list[list[Any]]

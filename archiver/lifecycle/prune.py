@@ -1,5 +1,6 @@
-"""Retention: records older than ``keep_days`` (by position, ``record_at``) leave the
-archive, with their messages and status history once no record of a message is left.
+"""Retention: records older than ``keep_days`` (by ``occurred_at``, else ``created_at``)
+leave the archive, with their messages and status history once no record of a message
+is left.
 
 Batches of at most ``BATCH`` records per transaction, so polling and reads go on while a
 large prune runs. A message goes once none of its events is left: a crash between
@@ -31,18 +32,15 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     async with engine.begin() as conn:
         await dialect.refresh_statistics(conn, "records", "messages", "status_history")
-        sources = list(await conn.scalars(select(m.tallies.c.source).distinct()))
-    for source in sources:
-        while True:
-            async with engine.begin() as conn:
-                batch = list(await conn.execute(  # the time index: (source, record_at)
-                    select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id)
-                    .where(r.c.source == source, r.c.record_at < cutoff).limit(BATCH)))
-                if not batch:
-                    break
-                for name, count in (await _delete_batch(conn, batch)).items():
-                    counts[name] += count
-    return counts
+    while True:
+        async with engine.begin() as conn:
+            batch = list(await conn.execute(
+                select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id)
+                .where(func.coalesce(r.c.occurred_at, r.c.created_at) < cutoff).limit(BATCH)))
+            if not batch:
+                return counts
+            for name, count in (await _delete_batch(conn, batch)).items():
+                counts[name] += count
 
 
 async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
