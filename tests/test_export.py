@@ -57,3 +57,19 @@ async def test_raw_goes_out_as_stored_whatever_its_characters(store: Store) -> N
     assert line["text"] == "héllo" and line["occurred_at"] == "2024-05-01T00:00:00Z" and list(line)[-1] == "raw"
     (row,) = csv.DictReader(io.StringIO(as_csv.getvalue()))
     assert json.loads(row["raw"]) == raw and row["text"] == "héllo"
+
+
+async def test_times_go_out_as_rfc3339_utc_whatever_their_fraction(store: Store) -> None:
+    """The export reads times as text in one stored form on both databases and
+    reformats them unparsed: the same text ``times.rfc3339`` makes of the time itself."""
+    times = [datetime(2024, 5, 1, 23, 59, 59, tzinfo=timezone.utc), datetime(2024, 5, 2, 0, 0, 0, 120, tzinfo=timezone.utc),
+             datetime(2024, 5, 2, 0, 0, 1, 999999, tzinfo=timezone.utc)]
+    await store.save("sendzen", "default", [
+        Record(key=f"k{i}", at=at, raw={"i": i}, event=Event(occurred_at=at, done_at=at, created_at=at))
+        for i, at in enumerate(times)])
+    out = io.StringIO()
+    assert await export(store, "sendzen", out) == 3
+    lines = [json.loads(text) for text in out.getvalue().splitlines()]
+    assert [line["occurred_at"] for line in lines] == ["2024-05-01T23:59:59Z", "2024-05-02T00:00:00.00012Z",
+                                                       "2024-05-02T00:00:01.999999Z"]
+    assert all(line["occurred_at"] == line["done_at"] == line["created_at"] for line in lines)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import func, literal_column, select, table
+from sqlalchemy import String, func, literal_column, select, table, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +49,16 @@ def stored_time(value: datetime | None, on_sqlite: bool) -> Any:
         return None
     utc = value if value.tzinfo is timezone.utc else as_utc(value)  # the hot path: already UTC
     return utc.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH] if on_sqlite else utc
+
+
+def time_text(column: Any, on_sqlite: bool) -> Any:
+    """``column`` (a time) read as text in SQLite's stored form, ``YYYY-MM-DD
+    HH:MM:SS.ffffff`` UTC: as stored on SQLite, formatted by PostgreSQL. Named after
+    the column, so a row still answers to ``row.<name>``."""
+    if on_sqlite:
+        return type_coerce(column, String).label(column.name)
+    utc = func.timezone("UTC", column)
+    return func.to_char(utc, "YYYY-MM-DD HH24:MI:SS.US", type_=String).label(column.name)
 
 
 def loaded_time(value: datetime | str | None) -> datetime | None:

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from sqlalchemy import String, Text, and_, cast, func, select, type_coerce
+from sqlalchemy import Text, and_, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import ledger
@@ -203,11 +203,12 @@ class Store:
 
         ``raw`` comes back as the stored JSON text (compact, as written): the export
         copies it out instead of decoding and re-encoding the largest field. With
-        ``stored_times`` the event's times come back as SQLite stores them (text, which
-        ``times.rfc3339`` reformats unparsed: a JSONL export of SQLite is 1.6× faster)."""
+        ``stored_times`` the event's times come back as text in SQLite's stored form
+        (PostgreSQL formats its own the same way), which ``times.rfc3339`` reformats
+        unparsed: no datetime is built and taken apart again per time and row."""
         r = m.records
-        as_text = stored_times and self._sqlite
-        columns = [type_coerce(r.c[c], String) if as_text and c in _TIMES else r.c[c] for c in EVENT_COLUMNS]
+        columns = [dialect.time_text(r.c[c], self._sqlite) if stored_times and c in _TIMES else r.c[c]
+                   for c in EVENT_COLUMNS]
         query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *columns)
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:
