@@ -47,17 +47,16 @@ from tests.pgcluster import PostgresCluster  # noqa: E402
 
 TOKEN = "bench-read-token-0123456789abcdef"
 CUSTOMERS = 50_000
-READ_INDEXES = {"ix_events_message_id": "events (message_id)", "ix_events_sender": "events (sender)",
-                "ix_events_recipient": "events (recipient)",
-                "ix_records_order": "records (source, record_at, natural_key, account)"}
-"""migration 0004's indexes: dropped for the forced-scan baseline, then built again."""
-PG_TEXT_INDEX = ("ix_events_text_trgm", "events USING gin (lower(text) gin_trgm_ops)")
+READ_INDEXES = {"ix_records_message_id": "records (message_id)", "ix_records_sender": "records (sender)",
+                "ix_records_recipient": "records (recipient)", "ix_records_time": "records (record_at, source, id)"}
+"""The read side's indexes (migrations 0004, 0009): dropped for the forced-scan baseline, then built again."""
+PG_TEXT_INDEX = ("ix_records_text_trgm", "records USING gin (lower(text) gin_trgm_ops)")
 """migration 0008's on PostgreSQL; on SQLite the scan baseline bypasses the FTS5 table instead."""
 
 
-def scanning_text(events: Any, value: str, on_sqlite: bool) -> Any:
+def scanning_text(records: Any, value: str, on_sqlite: bool) -> Any:
     """Text search as it was before migration 0008: a LIKE over every row."""
-    return func.lower(events.c.text).like(contains_pattern(value), escape="\\")
+    return func.lower(records.c.text).like(contains_pattern(value), escape="\\")
 
 
 async def fill(store: Store, messages: int) -> None:
@@ -145,7 +144,7 @@ async def create_read_indexes(store: Store) -> None:
 async def customers(store: Store, n: int) -> list[str]:
     """Numbers that are in the archive (so an erase has something to do)."""
     async with store.engine.connect() as conn:
-        return list(await conn.scalars(text("SELECT DISTINCT recipient FROM events ORDER BY recipient LIMIT :n"), {"n": n}))
+        return list(await conn.scalars(text("SELECT DISTINCT recipient FROM records ORDER BY recipient LIMIT :n"), {"n": n}))
 
 
 async def timed_erase(store: Store, number: str) -> float:
@@ -246,7 +245,7 @@ async def bench(label: str, url: str, messages: int, repeat: int, tmp: Path) -> 
     started = time.perf_counter()
     await fill(store, messages)
     async with engine.begin() as conn:  # as autovacuum leaves a live database (the bench outpaces it)
-        await refresh_statistics(conn, "events", "records", "messages", "status_history")
+        await refresh_statistics(conn, "records", "messages", "status_history")
     print(f"\n{label}: {messages:,} messages generated in {time.perf_counter() - started:.0f}s")
     port = free_port()
     api = ApiConfig(host="127.0.0.1", port=port, tokens=(ApiToken(name="bench", token=TOKEN),))

@@ -20,7 +20,7 @@ from archiver.api.cursors import Cursors
 from archiver.db import models as m
 from archiver.db.dialect import is_sqlite, text_contains
 from archiver.db.models import EVENT_COLUMNS
-from archiver.db.where import owned_keys
+from archiver.db.where import owned_keys, records_of_messages
 from archiver.export import to_line
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
@@ -143,7 +143,7 @@ async def _describe(conn: Any, keys: list[Any]) -> list[dict[str, Any]]:
     wanted = [(k.source, k.account, k.message_id) for k in keys]
     facts: dict[tuple[str, str, str], dict[str, Any]] = {k: {} for k in wanted}
     rows = await conn.execute(select(e.c.id, e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
-                              .where(owned_keys(e, "message_id", wanted)))
+                              .where(records_of_messages(e, wanted)))  # another owner's: ignored below
     # sorted here: an ORDER BY occurred_at would tempt the planner into the time index, a scan
     for row in sorted(rows, key=lambda row: (row.occurred_at is None, row.occurred_at or 0, row.id)):
         mine = facts.get((row.source, row.account, row.message_id))

@@ -96,10 +96,10 @@ records = Table(
     Column("is_final", Boolean),
     Column("parse_error", Text),
     Column("raw", JSON, nullable=False),  # json, not jsonb: kept as served, key order and all; last in the row
-    Index("uq_records_key", "source", "account", "natural_key", unique=True),
-    # newest-first pages, exports, retention: by time within a source (SQLite: the rowid
-    # closes every index entry, so its index is (source, record_at) alone; migration 0009)
-    Index("ix_records_time", "source", "record_at", "id"),
+    Index("uq_records_key", "natural_key", "source", "account", unique=True),  # key first: see migration 0009
+    # newest-first pages of a source, exports, refreshes (SQLite: the rowid closes every
+    # index entry, so its index is (record_at, source) alone; migration 0009)
+    Index("ix_records_time", "record_at", "source", "id"),
     Index("ix_records_sender", "sender"),  # the read side: a customer's messages by number
     Index("ix_records_recipient", "recipient"),
     Index("ix_records_message_id", "message_id"),  # a message's records, whatever its account

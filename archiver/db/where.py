@@ -23,3 +23,11 @@ def owned_keys(table: Any, column: str, triples: Iterable[tuple[str, str, str]])
         return false()
     return or_(*[and_(table.c.source == source, table.c.account == account, table.c[column].in_(sorted(keys)))
                  for (source, account), keys in groups.items()])
+
+
+def records_of_messages(records: Any, triples: Iterable[tuple[str, str, str]]) -> Any:
+    """Rows of ``records`` whose message id is one of ``triples``' (any owner): the
+    caller keeps those whose (source, account, message_id) it asked for. Given the
+    owners too, SQLite walks the key index's (source, account) prefix, every record of
+    the account, instead of the message id index."""
+    return records.c.message_id.in_(sorted({message_id for _, _, message_id in triples}))

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec
 from archiver.db import models as m, tallies
-from archiver.db.where import owned_keys
+from archiver.db.where import owned_keys, records_of_messages
 from archiver.lifecycle.subjects import database_key, digest, normalise
 from archiver.times import utcnow
 
@@ -62,8 +62,9 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
     messages = {(s, a, mid) for s, a, mid, _ in batch if mid}
     keys = {(s, a, k) for s, a, _, k in batch}
     if messages:
-        keys |= {tuple(row) for row in await conn.execute(  # type: ignore[misc]
-            select(e.c.source, e.c.account, e.c.natural_key).where(owned_keys(e, "message_id", messages)))}
+        keys |= {(row.source, row.account, row.natural_key) for row in await conn.execute(
+            select(e.c.source, e.c.account, e.c.natural_key, e.c.message_id).where(records_of_messages(e, messages)))
+            if (row.source, row.account, row.message_id) in messages}
     records = (await _remove(conn, r, owned_keys(r, "natural_key", keys), dry_run) if dry_run
                else await tallies.delete_records(conn, keys))  # type: ignore[arg-type]
     targets = {

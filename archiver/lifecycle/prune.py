@@ -16,7 +16,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.db import dialect, models as m, tallies
-from archiver.db.where import owned_keys
+from archiver.db.where import owned_keys, records_of_messages
 from archiver.times import utcnow
 
 BATCH = 2_000
@@ -51,7 +51,7 @@ async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     if not messages:
         return {**done, "messages": 0, "status_history": 0}
     left = {tuple(row) for row in await conn.execute(
-        select(r.c.source, r.c.account, r.c.message_id).distinct().where(owned_keys(r, "message_id", messages)))}
+        select(r.c.source, r.c.account, r.c.message_id).distinct().where(records_of_messages(r, messages)))}
     finished = [mid for mid in messages if mid not in left]
     for name, table in (("messages", m.messages), ("status_history", m.status_history)):
         done[name] = await _delete(conn, table, owned_keys(table, "message_id", finished))

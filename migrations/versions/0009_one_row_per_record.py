@@ -83,8 +83,12 @@ def upgrade() -> None:
         op.execute("ALTER SEQUENCE records_merged_id_seq RENAME TO records_id_seq")
         op.execute("ALTER TABLE records RENAME CONSTRAINT records_merged_pkey TO records_pkey")
         op.execute("SELECT setval('records_id_seq', coalesce(max(id), 0) + 1, false) FROM records")
-    op.create_index('uq_records_key', 'records', ['source', 'account', 'natural_key'], unique=True)
-    op.create_index('ix_records_time', 'records', ['source', 'record_at'] if _sqlite() else ['source', 'record_at', 'id'])
+    # key first: an index led by (source, account) drew SQLite's planner into walking an
+    # account's every record for queries that the time or message id index answers
+    op.create_index('uq_records_key', 'records', ['natural_key', 'source', 'account'], unique=True)
+    # time first: an index led by source drew SQLite's planner (no statistics on a young
+    # archive) away from the sender and message id indexes; a source's pages still walk it
+    op.create_index('ix_records_time', 'records', ['record_at', 'source'] if _sqlite() else ['record_at', 'source', 'id'])
     for column in ('sender', 'recipient', 'message_id'):
         op.create_index(f'ix_records_{column}', 'records', [column])
     _text_index('records')
@@ -159,11 +163,13 @@ def downgrade() -> None:
                           ('ix_events_sender', ['sender']), ('ix_events_recipient', ['recipient']),
                           ('ix_events_message_id', ['message_id'])):
         op.create_index(name, 'events', columns)
-    for name in ('ix_records_time', 'ix_records_sender', 'ix_records_recipient', 'ix_records_message_id'):
+    for name in ('ix_records_time', 'ix_records_sender', 'ix_records_recipient', 'ix_records_message_id',
+                 'uq_records_key'):
         op.drop_index(name, 'records')
     with op.batch_alter_table('records') as batch:
         for name, _ in EVENT:
             batch.drop_column(name)
+    op.create_index('uq_records_key', 'records', ['source', 'account', 'natural_key'], unique=True)
     op.create_index('ix_records_time', 'records', ['source', 'account', 'record_at'])
     op.create_index('ix_records_order', 'records', ['source', 'record_at', 'natural_key', 'account'])
     _long_keys()
