@@ -77,22 +77,26 @@ class Store:
         now = utcnow()
         admitted = self.admission.admit(records, now)
         batch = rows_of(_unique_by_key(admitted), self._writer.time) if admitted else None
-        if isinstance(self._writer, SqliteWriter):
+        save = Save((source, account), batch, now, checkpoint, window)
+        if isinstance(self._writer, SqliteWriter):  # no fence: leases are PostgreSQL's
             with translated_errors():
                 async with self.engine.connect() as conn:
-                    await self._writer.save(conn, Save((source, account), batch, now, checkpoint, window))
-            return
+                    await self._writer.save(conn, save)
+        else:
+            await self._save_postgres(self._writer, save)
+
+    async def _save_postgres(self, writer: PostgresWriter, save: Save) -> None:
         async with self._transaction() as conn:
             if self.fence is not None:
-                await self.fence(conn, source, account)
-            if batch:
-                await self._writer.write(conn, (source, account), batch, now)
-            if checkpoint is not None:
-                await self._advance_checkpoint(conn, source, account, checkpoint, now)
-            if window is not None:
+                await self.fence(conn, *save.owner)
+            if save.batch:
+                await writer.write(conn, save.owner, save.batch, save.now)
+            if save.checkpoint is not None:
+                await self._advance_checkpoint(conn, *save.owner, save.checkpoint, save.now)
+            if (w := save.window) is not None:
                 await conn.execute(m.coverage.insert(), {
-                    "source": source, "account": account, "window_from": window.start, "window_to": window.end,
-                    "records": window.records, "pages": window.pages, "finished_at": now})
+                    "source": save.owner[0], "account": save.owner[1], "window_from": w.start, "window_to": w.end,
+                    "records": w.records, "pages": w.pages, "finished_at": save.now})
 
     async def _advance_checkpoint(self, conn: AsyncConnection, source: str, account: str, position: datetime,
                                   now: datetime) -> None:
