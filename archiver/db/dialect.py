@@ -71,9 +71,10 @@ def loaded_time(value: datetime | str | None) -> datetime | None:
 
 
 async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None:
-    """The ``sqlite3`` connection under aiosqlite. Safe to use from the loop's thread
-    while this task holds the engine's only connection: its worker thread is idle
-    between awaited calls (``connect`` opens it with ``check_same_thread=False``).
+    """The ``sqlite3`` connection under aiosqlite. Safe to use from another thread while
+    this task holds the engine's only connection and awaits that thread: aiosqlite's own
+    worker is idle between awaited calls (``connect`` opens it with
+    ``check_same_thread=False``; ``archiver.db.writer`` runs its saves this way).
 
     ``None`` if a future aiosqlite hides it elsewhere: callers then take the slower path
     through aiosqlite's thread rather than fail (a test pins the fast path)."""

@@ -108,6 +108,7 @@ records = Table(
 EVENT_COLUMNS = [c.name for c in records.columns if c.name not in (
     "id", "source", "account", "natural_key", "record_at", "version", "first_seen_at", "updated_at", "raw")]
 """The normalized fields (``archiver.domain.Event``'s), in table order."""
+EVENT_TIMES = [c for c in EVENT_COLUMNS if isinstance(records.c[c].type, UTCDateTime)]
 
 events = Table(  # read-only: a view over ``records`` (migration 0009), outside ``metadata``
     "events",

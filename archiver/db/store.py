@@ -26,7 +26,6 @@ from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
 EVENT_COLUMNS = m.EVENT_COLUMNS
-_TIMES = {c for c in EVENT_COLUMNS if isinstance(m.records.c[c].type, m.UTCDateTime)}
 
 
 class Store:
@@ -215,7 +214,7 @@ class Store:
         (PostgreSQL formats its own the same way), which ``times.rfc3339`` reformats
         unparsed: no datetime is built and taken apart again per time and row."""
         r = m.records
-        columns = [dialect.time_text(r.c[c], self._sqlite) if stored_times and c in _TIMES else r.c[c]
+        columns = [dialect.time_text(r.c[c], self._sqlite) if stored_times and c in m.EVENT_TIMES else r.c[c]
                    for c in EVENT_COLUMNS]
         query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *columns)
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))

@@ -32,7 +32,7 @@ from archiver import jsoncodec
 from archiver.db import dialect, models as m
 from archiver.domain import Record
 
-_TIMES = [c for c in m.EVENT_COLUMNS if isinstance(m.records.c[c].type, m.UTCDateTime)]
+_TIMES = m.EVENT_TIMES
 _PLAIN = [c for c in m.EVENT_COLUMNS if c not in _TIMES]
 _plain, _times = operator.attrgetter(*_PLAIN), operator.attrgetter(*_TIMES)
 
@@ -147,27 +147,23 @@ class SqliteWriter:
         """The whole transaction in one call to a worker thread. Each await made while the
         only connection is held waits for a turn of a busy event loop (about 5 ms); a save
         had eight of them, and the connection sat idle longer than it worked."""
-        count = None
-        if save.batch:
-            keys = (*save.owner, jsoncodec.dumps([row[0] for row in save.batch.rows]))
-            count = Count(self.PRESENT, keys, len(save.batch.rows), self.TALLY)
-        steps = self._steps(save)
+        keys = (*save.owner, jsoncodec.dumps([row[0] for row in save.batch.rows])) if save.batch else None
+        steps = self._steps(save, keys)
         handle = await dialect.sqlite3_connection(conn)
         if handle is not None:
-            await _uncancelled(asyncio.ensure_future(asyncio.to_thread(_transaction, handle, save.owner, count, steps)))
+            await _uncancelled(asyncio.ensure_future(asyncio.to_thread(_transaction, handle, save, keys, steps)))
             return
         await conn.exec_driver_sql("BEGIN IMMEDIATE")  # aiosqlite moved its connection: the same, hop by hop
-        present = (await conn.exec_driver_sql(count.sql, count.params)).scalar() if count else 0
-        for sql, params in [*steps, *([count.tally(save.owner, present)] if count else [])]:
+        present = (await conn.exec_driver_sql(self.PRESENT, keys)).scalar() if keys else 0
+        for sql, params in [*steps, *self.tally(save, int(present or 0))]:
             await conn.exec_driver_sql(sql, params)
         await conn.commit()
 
-    def _steps(self, save: Save) -> list[tuple[str, tuple[Any, ...]]]:
+    def _steps(self, save: Save, keys: tuple[Any, ...] | None) -> list[tuple[str, tuple[Any, ...]]]:
         owner, now, batch, steps = save.owner, self.time(save.now), save.batch, []
-        if batch:
-            keys = (*owner, jsoncodec.dumps([row[0] for row in batch.rows]), now)
+        if batch and keys:
             steps += [*_values(self.RECORDS, (*owner, now, now), batch.rows),
-                      (self.TEXT_OUT, keys), (self.TEXT_IN, keys),
+                      (self.TEXT_OUT, (*keys, now)), (self.TEXT_IN, (*keys, now)),
                       *_values(self.MESSAGES, (*owner, now), batch.messages),
                       *_values(self.HISTORY, (*owner, now), batch.history)]
         if save.checkpoint is not None:
@@ -176,19 +172,12 @@ class SqliteWriter:
             steps.append((self.COVERAGE, (*owner, self.time(w.start), self.time(w.end), w.records, w.pages, now)))
         return steps
 
-
-@dataclass(frozen=True)
-class Count:
-    """How many of a batch's keys are new (counted before the upsert, under the write
-    lock), and the statement that adds them to the account's tally."""
-
-    sql: str
-    params: tuple[Any, ...]
-    rows: int
-    tally_sql: str
-
-    def tally(self, owner: tuple[str, str], present: int) -> tuple[str, tuple[Any, ...]]:
-        return self.tally_sql, (*owner, self.rows - int(present or 0))
+    @classmethod
+    def tally(cls, save: Save, present: int) -> list[tuple[str, tuple[Any, ...]]]:
+        """The account's tally up by the batch's keys that were not there before (counted
+        by ``PRESENT`` under the write lock, before the upsert)."""
+        fresh = len(save.batch.rows) - present if save.batch else 0
+        return [(cls.TALLY, (*save.owner, fresh))] if fresh else []
 
 
 CHUNK = 256
@@ -222,17 +211,15 @@ async def _uncancelled(work: asyncio.Future[Any]) -> Any:
         raise
 
 
-def _transaction(handle: sqlite3.Connection, owner: tuple[str, str], count: Count | None,
+def _transaction(handle: sqlite3.Connection, save: Save, keys: tuple[Any, ...] | None,
                  steps: list[tuple[str, tuple[Any, ...]]]) -> None:
     """In a worker thread, while the task holding the connection awaits it: the write lock
     first (waiting for another process happens here, off the event loop), the keys
     already present counted under it, every statement, the tally, the commit."""
     handle.execute("BEGIN IMMEDIATE")
     try:
-        if count is not None:
-            present = handle.execute(count.sql, count.params).fetchone()[0]
-            steps = [*steps, count.tally(owner, present)]
-        for sql, params in steps:
+        present = handle.execute(SqliteWriter.PRESENT, keys).fetchone()[0] if keys else 0
+        for sql, params in [*steps, *SqliteWriter.tally(save, present)]:
             handle.execute(sql, params)
         handle.execute("COMMIT")
     except BaseException:
