@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from archiver.db import models as m
 from archiver.db.store import Store
+from archiver.domain import Event, Record
 from archiver.engine import run_pass
 from archiver.lifecycle import prune as prune_mod
 from archiver.lifecycle.admission import Admission
@@ -126,3 +127,16 @@ async def test_kill_9_mid_prune_leaves_it_consistent_and_a_re_run_finishes(tmp_p
     assert (await archiver(config, "prune")).code == 0
     assert await total(store, m.records) == await total(store, m.messages) == 100
     await engine.dispose()
+
+
+async def test_a_record_s_age_is_its_occurred_at_else_created_at(store: Store) -> None:
+    """SPEC's retention clock: ``occurred_at``, else ``created_at``; never the position
+    the record was fetched by (``record_at``), which can lie on the other side of the cutoff."""
+    old, young = NOW - timedelta(days=10), NOW - timedelta(days=1)
+    await store.save("sendzen", "default", [
+        Record(key="happened-long-ago", at=young, raw={"k": 1}, event=Event(occurred_at=old, created_at=young)),
+        Record(key="logged-long-ago", at=young, raw={"k": 2}, event=Event(created_at=old)),
+        Record(key="positioned-long-ago", at=old, raw={"k": 3}, event=Event(occurred_at=young, created_at=old))])
+    assert (await prune(store.engine, keep_days=3, now=NOW))["records"] == 2
+    async with store.engine.connect() as conn:
+        assert list(await conn.scalars(select(m.records.c.natural_key))) == ["positioned-long-ago"]
