@@ -2,9 +2,8 @@
 
 ``status`` must answer in well under a second on an archive of tens of millions of
 rows, which ``count(*)`` cannot. Every change to ``records`` adjusts its account's
-tally in the same transaction: the rows a save inserts (PostgreSQL's upsert returns
-them; on SQLite, under the write lock, the keys already present are counted first)
-and the rows prune and erasure delete.
+tally in the same transaction: the rows a save inserts (counted by the save's own
+statements, ``archiver.db.writer``) and the rows prune and erasure delete (here).
 """
 
 from __future__ import annotations

@@ -8,7 +8,6 @@ another process takes effect on the next poll; cheap when nothing is forbidden.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 from typing import Sequence
 
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.db import models as m
 from archiver.domain import Record
-from archiver.lifecycle.subjects import database_key, digest
+from archiver.lifecycle.subjects import database_key, digest, digits_of
 from archiver.times import utcnow
 
 
@@ -46,7 +45,7 @@ class Admission:
         if self._key is None:
             return False
         event = record.event
-        return any(number and digest(self._key, re.sub(r"\D", "", number)) in self._tombstones
+        return any(number and digest(self._key, digits_of(number)) in self._tombstones
                    for number in (event.sender, event.recipient))
 
 
