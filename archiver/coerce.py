@@ -6,16 +6,24 @@ raise, and what does not fit becomes ``None`` (the raw record keeps the original
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 INT64 = range(-(2**63), 2**63)
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What JSON can escape but no text column holds: NUL (PostgreSQL refuses it) and lone
+surrogates (UTF-8 cannot encode them, so neither database takes them)."""
 
 
 def text(value: Any) -> str | None:
-    """Scalars as text; objects and lists are not text."""
+    """Scalars as text; objects and lists are not text. What no column holds becomes
+    U+FFFD, so the rest of the text stays searchable (``raw`` keeps the original)."""
     if value is None or isinstance(value, (dict, list)):
         return None
-    return str(value)
+    value = str(value)
+    if "\x00" in value or not value.isascii():  # the cheap test first: most values are ASCII
+        return UNSTORABLE.sub("\ufffd", value)
+    return value
 
 
 def integer(value: Any) -> int | None:

@@ -8,9 +8,12 @@ orjson accepts, so natural keys hashed from it are stable whichever path ran.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
+
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # only inside strings, in JSON text
 
 
 def loads(data: bytes | str) -> Any:
@@ -39,8 +42,10 @@ def _refuse_constant(name: str) -> float:
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON text."""
+    """Compact JSON text, always UTF-8-encodable: a lone surrogate (which orjson refuses)
+    stays the escape it was served as, so the text parses back to the same value."""
     try:
         return orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, UnicodeDecodeError):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

@@ -166,6 +166,46 @@ class TestUnreadableRecords:
         assert st["rows"] == 20 and st["quarantined"] == 1
 
 
+
+class TestTextNoDatabaseHolds:
+    """JSON may escape NUL and lone surrogates; PostgreSQL's text refuses NUL and UTF-8 cannot
+    encode a lone surrogate. Once, either failed the whole batch, and the pass with it, for ever."""
+
+    async def test_sendzen_logs_with_them_are_archived_as_served(self, db_url: str, tmp_path: Path,
+                                                                  serve: Any) -> None:
+        """Raw exports as served; the normalized text keeps the rest, with U+FFFD in their place."""
+        good = [sendzen_log(i, at) for i, at in enumerate(spread(3, NOW - timedelta(days=2), NOW))]
+        body = {"entry": [{"changes": [{"value": {"messages": [
+            {"id": "wamid.odd", "from": "4915112345678", "timestamp": str(int(NOW.timestamp())), "type": "text",
+             "text": {"body": "caf\u00e9 \x00 \ud83d!"}}]}}]}]}
+        odd = [{**good[0], "payload": json.dumps(body)}, {**good[1], "flyout_url": "\ud800 \x00"}]
+        served = odd + good[2:]
+
+        async def answer(request: web.Request) -> web.Response:
+            return _json(sendzen_page(served if "nextPageToken" not in request.query else []))
+
+        server = await serve(answer)
+        config = write_config(tmp_path / "c.toml", db_url, sendzen=server.base_url)
+        done = await run(config, "backfill")
+        assert done.code == 0, done.stderr
+        st = (await status(config))["sendzen"]
+        assert st["rows"] == 3 and st["quarantined"] == 0
+        exported = [json.loads(l) for l in (await run(config, "export", "--source", "sendzen")).stdout.splitlines()]
+        assert sorted((l["raw"] for l in exported), key=json.dumps) == sorted(served, key=json.dumps)
+        assert [l["text"] for l in exported if l["message_id"] == "wamid.odd"] == ["caf\u00e9 \ufffd \ufffd!"]
+
+    async def test_an_infobip_id_with_them_is_quarantined(self, db_url: str, tmp_path: Path, serve: Any) -> None:
+        """An id is the record's identity: with characters no column holds, it is set aside, not mangled."""
+        good = [infobip_message(i, at, final=True) for i, at in enumerate(spread(5, NOW - timedelta(hours=40), NOW))]
+        odd = {**good[0], "messageId": "id-\x00-1"}
+        server = await serve(lambda request: _json({"results": [odd, *good[1:]]}))
+        config = write_config(tmp_path / "c.toml", db_url, infobip=server.base_url)
+        done = await run(config, "backfill")
+        assert done.code == 0, done.stderr
+        st = (await status(config))["infobip"]
+        assert st["rows"] == 4 and st["quarantined"] == 1
+        assert "its id holds characters no database stores" in done.stderr
+
 class TestPagingThatCannotSpin:
     async def test_infobip_ignoring_the_time_range_ends_with_a_gap(self, tmp_path: Path, serve: Any) -> None:
         """A server that serves the same 1000 newest messages for any range: the pass ends, boundedly."""

@@ -23,3 +23,12 @@ def test_garbage_still_raises_value_error() -> None:
         except ValueError:
             continue
         raise AssertionError(f"accepted {bad!r}")
+
+
+def test_text_with_lone_surrogates_is_encodable_and_reads_back_the_same() -> None:
+    """Stored as the escape it was served as: UTF-8 takes it, and it parses to the same value."""
+    value = json.loads('{"a": "x\\ud800y \\ud83d\\ude00 \\u0000", "b": [1, "\\udfff"]}')
+    text = jsoncodec.dumps(value)
+    text.encode("utf-8")
+    assert jsoncodec.loads(text) == value
+    assert '"x\\ud800y 😀 \\u0000"' in text

@@ -7,7 +7,7 @@ ever. Such a record is quarantined instead (the engine asks here first).
 
 from __future__ import annotations
 
-from archiver.coerce import INT64
+from archiver.coerce import INT64, UNSTORABLE
 from archiver.db import models as m
 from archiver.domain import Record
 
@@ -18,8 +18,11 @@ KEY_WIDTH = m.records.c.natural_key.type.length
 
 def unfit_reason(record: Record) -> str | None:
     """Why ``record`` cannot be stored as normalized, or None (the common case, cheaply)."""
-    if len(record.key) > KEY_WIDTH:
+    key = record.key
+    if len(key) > KEY_WIDTH:
         return f"its id is longer than {KEY_WIDTH} characters"
+    if (not key.isascii() or "\x00" in key) and UNSTORABLE.search(key):
+        return "its id holds characters no database stores (NUL or a lone surrogate)"
     event = record.event
     for name, width in WIDTHS:
         value = getattr(event, name)
