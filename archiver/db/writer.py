@@ -9,7 +9,7 @@ is taken. Then, per database, as few round trips as the batch allows:
   the database works while the event loop fetches and parses the next pages; and the
   only connection is never held across a turn of the busy loop.
 * PostgreSQL (``PostgresWriter.write``, inside ``Store``'s transaction): one statement,
-  the batch as one array per column, its upserts and the tally as CTEs.
+  each table's rows as one JSON text, its upserts and the tally as CTEs.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ from datetime import datetime
 from itertools import chain
 from typing import Any, Callable, Sequence
 
-from sqlalchemy import JSON, DateTime, String, Text, bindparam, cast, func, literal_column, select
+import orjson
+from sqlalchemy import DateTime, String, Text, bindparam, cast, func, literal_column, select
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver import jsoncodec
 from archiver.db import dialect, models as m
 from archiver.domain import Record
+from archiver.errors import DatabaseError
 
 _TIMES = m.EVENT_TIMES
 _PLAIN = [c for c in m.EVENT_COLUMNS if c not in _TIMES]
@@ -229,12 +231,15 @@ def _transaction(handle: sqlite3.Connection, save: Save, keys: tuple[Any, ...] |
 
 
 class PostgresWriter:
-    """The batch as one array per column, unnested into rows, in one statement: the three
-    upserts and the tally are data-modifying CTEs of it. One round trip instead of four,
-    and the tally's row lock (which every save of the account takes) is held from that
-    statement to the commit only."""
+    """Each table's rows as one JSON array (bound as text, read with
+    ``jsonb_array_elements``), in one statement: the three upserts and the tally are
+    data-modifying CTEs of it. One round trip instead of four, and the tally's row lock
+    (which every save of the account takes) is held from that statement to the commit only.
 
-    PREFIX = {"records": "r_", "messages": "m_", "history": "h_"}
+    One JSON text per table, rather than one array per column: orjson writes it in C,
+    where asyncpg encoded 25 arrays element by element, a fifth of the event loop's time
+    in a backfill (100k records: the loop's CPU 6.8 s → 5.3 s). ``raw`` travels as a
+    string, so the stored text is exactly ``rows_of``'s."""
 
     def __init__(self) -> None:
         fresh = literal_column("xmax = 0").label("fresh")
@@ -253,36 +258,39 @@ class PostgresWriter:
     async def write(self, conn: AsyncConnection, owner: tuple[str, str], batch: Batch, now: datetime) -> None:
         """Upsert the batch and add its new records to the account's tally."""
         await conn.execute(self._statement, {
-            "source": owner[0], "account": owner[1], "now": now, **_columns("r_", ROW, batch.rows),
-            **_columns("m_", MESSAGE, batch.messages), **_columns("h_", HISTORY, batch.history)})
+            "source": owner[0], "account": owner[1], "now": now, "r_rows": _json_rows(batch.rows),
+            "m_rows": _json_rows(batch.messages), "h_rows": _json_rows(batch.history)})
 
 
-def _columns(prefix: str, names: Sequence[str], rows: list[list[Any]]) -> dict[str, list[Any]]:
-    """The rows as one list per column, named as ``_unnest_upsert`` binds them."""
-    columns = list(map(list, zip(*rows))) if rows else [[] for _ in names]
-    return {prefix + name: column for name, column in zip(names, columns)}
+def _json_rows(rows: list[list[Any]]) -> str:
+    """``rows`` as one JSON array; times as RFC 3339, which ``timestamptz`` reads."""
+    try:
+        return orjson.dumps(rows).decode()
+    except orjson.JSONEncodeError as exc:  # parsing leaves nothing orjson refuses: a bug, said as one line
+        raise DatabaseError(f"database error: a batch value cannot be sent ({exc})") from exc
 
 
-def _array_type(column: Any) -> Any:
+def _field(element: Any, index: int, column: Any) -> Any:
+    """The ``index``-th value of a batch row (a JSON array) as ``column`` holds it: text
+    as it is (a cast to ``varchar(n)`` would cut it short silently), the rest cast."""
+    value = element.op("->>")(literal_column(str(index)))
     kind = column.type
     if isinstance(kind, m.UTCDateTime):
-        return ARRAY(DateTime(timezone=True))
-    if isinstance(kind, JSON):
-        return ARRAY(Text())
-    return ARRAY(kind if not isinstance(kind, String) else String())
+        return cast(value, DateTime(timezone=True))
+    return value if isinstance(kind, (String, Text)) else cast(value, kind)
 
 
 def _unnest_upsert(table: Any, names: Sequence[str], on_conflict: Callable[[Any], Any], prefix: str) -> Any:
-    """``INSERT … SELECT`` of ``names`` from arrays (bound as ``prefix`` + name), with
-    source, account and the write's time as scalars (``updated_at``, ``first_seen_at``,
-    ``seen_at``: whichever ``table`` has)."""
-    arrays = select(*[func.unnest(bindparam(prefix + n, type_=_array_type(table.c[n]))).label(n)
-                      for n in names]).subquery()
+    """``INSERT … SELECT`` of ``names`` from the rows of a JSON array (bound as ``prefix`` +
+    ``rows``), with source, account and the write's time as scalars (``updated_at``,
+    ``first_seen_at``, ``seen_at``: whichever ``table`` has)."""
+    batch = func.jsonb_array_elements(cast(bindparam(prefix + "rows", type_=Text()), JSONB)).table_valued(
+        "value", name=prefix + "batch")
+    values = [_field(batch.c.value, i, table.c[n]) for i, n in enumerate(names)]
     stamped = [c for c in ("first_seen_at", "updated_at", "seen_at") if c in table.c]
-    values = [cast(arrays.c[n], JSON) if isinstance(table.c[n].type, JSON) else arrays.c[n] for n in names]
     now = bindparam("now", type_=DateTime(timezone=True))
     rows = select(bindparam("source", type_=String()), bindparam("account", type_=String()),
-                  *[now for _ in stamped], *values)
+                  *[now for _ in stamped], *values).select_from(batch)
     return on_conflict(postgresql.insert(table).from_select(["source", "account", *stamped, *names], rows))
 
 

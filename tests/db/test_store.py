@@ -8,9 +8,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Text, select
 
+from archiver import jsoncodec
 from archiver.db import models as m
+from archiver.db.models import EVENT_COLUMNS
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store, Window
 from archiver.domain import Event, Gap, Record
@@ -63,6 +65,30 @@ async def test_upserts_are_idempotent_and_track_versions(store: Store) -> None:
     async with store.engine.connect() as conn:
         rows = (await conn.execute(select(m.records.c.version, m.records.c.raw))).all()
     assert len(rows) == 1 and rows[0].version == 2 and rows[0].raw["extra"] == 1
+
+
+async def test_every_column_reads_back_as_saved(store: Store) -> None:
+    """Each kind of value the writer carries (PostgreSQL: inside one JSON text per table)
+    comes back as it went in: text with quotes, escapes and emoji, big integers, floats,
+    false booleans, times to the microsecond, and raw's own text, key order and all."""
+    at = T + timedelta(microseconds=123456)
+    event = Event(event_type='say "hi"\\n', message_id="wamid.é😀", direction="outbound", status="failed",
+                  status_detail="x", occurred_at=at, done_at=T, sender="+49 151", recipient="15551234567",
+                  content_type="text", text='line\nnext "q" \\ 😀', error_code=2**62, error_title="Über",
+                  created_at=T + timedelta(days=1), price=0.1, currency="EUR", billable=False, is_final=True,
+                  parse_error=None)
+    raw = {"z": 1, "a": [1.5, None, True], "é": "😀 \" \\u0000"}
+    await store.save("sendzen", "default", [Record(key="k1", at=at, raw=raw, event=event, status_rank=4)])
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(select(m.records))).one()._mapping
+        raw_text = await conn.scalar(select(m.records.c.raw.cast(Text)))
+        status = (await conn.execute(select(m.messages))).one()._mapping
+    for name in EVENT_COLUMNS:
+        assert row[name] == getattr(event, name), name
+    assert row["record_at"] == at and row["natural_key"] == "k1" and row["raw"] == raw
+    assert raw_text == jsoncodec.dumps(raw), "raw's text exactly as the writer made it"
+    assert (status["message_id"], status["status"], status["status_rank"], status["status_at"]) == (
+        "wamid.é😀", "failed", 4, at)
 
 
 async def test_checkpoint_never_moves_back(store: Store) -> None:
