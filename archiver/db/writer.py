@@ -238,14 +238,14 @@ class PostgresWriter:
 
     One JSON text per table, rather than one array per column: orjson writes it in C,
     where asyncpg encoded 25 arrays element by element, a fifth of the event loop's time
-    in a backfill (100k records: the loop's CPU 6.8 s → 5.3 s). ``raw`` travels as a
-    string, so the stored text is exactly ``rows_of``'s."""
+    in a backfill (100k records: the loop's CPU 6.8 s → 5.3 s, the wall 6 % less).
+    ``raw`` travels as a string, so the stored text is exactly ``rows_of``'s."""
 
     def __init__(self) -> None:
         fresh = literal_column("xmax = 0").label("fresh")
-        records = _unnest_upsert(m.records, ROW, _newest_version, "r_").returning(fresh).cte("written")
-        messages = _unnest_upsert(m.messages, MESSAGE, _forward_status, "m_").cte("statuses")
-        history = _unnest_upsert(m.status_history, HISTORY, lambda stmt: stmt.on_conflict_do_nothing(), "h_").cte("reached")
+        records = _batch_upsert(m.records, ROW, _newest_version, "r_").returning(fresh).cte("written")
+        messages = _batch_upsert(m.messages, MESSAGE, _forward_status, "m_").cte("statuses")
+        history = _batch_upsert(m.status_history, HISTORY, lambda stmt: stmt.on_conflict_do_nothing(), "h_").cte("reached")
         counted = select(bindparam("source", type_=String()), bindparam("account", type_=String()),
                          func.count().filter(records.c.fresh)).select_from(records)
         tally = postgresql.insert(m.tallies).from_select(["source", "account", "records"], counted)
@@ -280,7 +280,7 @@ def _field(element: Any, index: int, column: Any) -> Any:
     return value if isinstance(kind, (String, Text)) else cast(value, kind)
 
 
-def _unnest_upsert(table: Any, names: Sequence[str], on_conflict: Callable[[Any], Any], prefix: str) -> Any:
+def _batch_upsert(table: Any, names: Sequence[str], on_conflict: Callable[[Any], Any], prefix: str) -> Any:
     """``INSERT … SELECT`` of ``names`` from the rows of a JSON array (bound as ``prefix`` +
     ``rows``), with source, account and the write's time as scalars (``updated_at``,
     ``first_seen_at``, ``seen_at``: whichever ``table`` has)."""
