@@ -17,13 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.api.auth import Reader
 from archiver.api.cursors import Cursors
-
 from archiver.db import models as m
 from archiver.sources.sendzen import EVENT_TYPES, MAX_TICKS, TICKS_DIGITS
 from archiver.sources.sendzen.ticks import ticks_to_datetime
 from archiver.times import parse_offset_time
 
-r = e = m.records  # one row per record: its raw JSON and its normalized fields
+r = m.records  # one row per record: its raw JSON and its normalized fields (migration 0009)
 SENDZEN_PAGE_MAX, INFOBIP_LIMIT_MAX = 1000, 1000
 """SendZen's own maximum is 20; up to 1000 is this archive's extension."""
 
@@ -90,7 +89,7 @@ async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery)
         stmt = stmt.where(r.c.natural_key < f"{query.to_ticks + 1:0{TICKS_DIGITS}d}",
                           r.c.record_at <= ticks_to_datetime(query.to_ticks))
     if query.event_types:
-        stmt = stmt.where(e.c.event_type.in_(query.event_types))
+        stmt = stmt.where(r.c.event_type.in_(query.event_types))
     for key, value in (("phone_number_id", query.phone_number_id), ("flyout_url", query.url)):
         if value is not None:
             stmt = stmt.where(r.c.raw[key].as_string() == value)
@@ -104,12 +103,12 @@ async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery)
         stmt = stmt.where(r.c.record_at >= query.since)
     if query.until is not None:
         stmt = stmt.where(r.c.record_at <= query.until)
-    columns = {"sender": e.c.sender, "destination": e.c.recipient, "messageId": r.c.natural_key,
+    columns = {"sender": r.c.sender, "destination": r.c.recipient, "messageId": r.c.natural_key,
                "bulkId": r.c.raw["bulkId"].as_string()}
     for name, values in query.lists.items():
         stmt = stmt.where(columns[name].in_(values))
     if query.general_status:
-        stmt = stmt.where(e.c.status == query.general_status.lower())
+        stmt = stmt.where(r.c.status == query.general_status.lower())
     return await _page(engine, stmt, query.after, query.limit)
 
 

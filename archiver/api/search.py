@@ -25,7 +25,7 @@ from archiver.export import to_line
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
-e = r = m.records  # one row per record: its raw JSON and its normalized fields
+r = m.records  # one row per record: its raw JSON and its normalized fields (migration 0009)
 msg, hist = m.messages, m.status_history
 SOURCES = ("sendzen", "infobip")
 LIMIT_MAX = 500
@@ -66,15 +66,15 @@ def search_query(q: Mapping[str, str], cursors: Cursors) -> Search:
 
 async def find_messages(engine: AsyncEngine, reader: Reader, s: Search) -> tuple[list[dict[str, Any]], list[Any] | None]:
     """One row per message, newest first (by its first event), and the next position."""
-    first = func.min(e.c.occurred_at).label("first_at")
-    stmt = (select(e.c.source, e.c.account, e.c.message_id, first)
-            .where(reader.scope(e, s.source), e.c.message_id.is_not(None), *_filters(s, is_sqlite(engine)))
-            .group_by(e.c.source, e.c.account, e.c.message_id))
+    first = func.min(r.c.occurred_at).label("first_at")
+    stmt = (select(r.c.source, r.c.account, r.c.message_id, first)
+            .where(reader.scope(r, s.source), r.c.message_id.is_not(None), *_filters(s, is_sqlite(engine)))
+            .group_by(r.c.source, r.c.account, r.c.message_id))
     if s.after:
         at, source, account, mid = datetime.fromisoformat(s.after[0]), *s.after[1:]
-        stmt = stmt.having(or_(first < at, and_(first == at, tuple_(e.c.source, e.c.account, e.c.message_id)
+        stmt = stmt.having(or_(first < at, and_(first == at, tuple_(r.c.source, r.c.account, r.c.message_id)
                                                 < tuple_(source, account, mid))))
-    stmt = stmt.order_by(first.desc(), e.c.source.desc(), e.c.account.desc(), e.c.message_id.desc()).limit(s.limit + 1)
+    stmt = stmt.order_by(first.desc(), r.c.source.desc(), r.c.account.desc(), r.c.message_id.desc()).limit(s.limit + 1)
     async with engine.connect() as conn:
         keys = list(await conn.execute(stmt))
         more, keys = len(keys) > s.limit, keys[: s.limit]
@@ -86,16 +86,16 @@ async def find_messages(engine: AsyncEngine, reader: Reader, s: Search) -> tuple
 async def message_detail(engine: AsyncEngine, reader: Reader, source: str, message_id: str) -> dict[str, Any] | None:
     """The message, every archived event of it (export rows, oldest first) and its history."""
     async with engine.connect() as conn:
-        key = (await conn.execute(select(e.c.source, e.c.account, e.c.message_id, func.min(e.c.occurred_at))
-                                  .where(reader.scope(e, source), e.c.message_id == message_id)
-                                  .group_by(e.c.source, e.c.account, e.c.message_id).limit(1))).first()
+        key = (await conn.execute(select(r.c.source, r.c.account, r.c.message_id, func.min(r.c.occurred_at))
+                                  .where(reader.scope(r, source), r.c.message_id == message_id)
+                                  .group_by(r.c.source, r.c.account, r.c.message_id).limit(1))).first()
         if key is None:
             return None
         [summary] = await _describe(conn, [key])
         events = await conn.execute(
-            select(cast(r.c.raw, Text).label("raw"), r.c.account, *[e.c[c] for c in EVENT_COLUMNS])
-            .where(e.c.source == key.source, e.c.account == key.account, e.c.message_id == message_id)
-            .order_by(e.c.occurred_at, e.c.id))
+            select(cast(r.c.raw, Text).label("raw"), r.c.account, *[r.c[c] for c in EVENT_COLUMNS])
+            .where(r.c.source == key.source, r.c.account == key.account, r.c.message_id == message_id)
+            .order_by(r.c.occurred_at, r.c.id))
         history = await conn.execute(
             select(hist.c.status, hist.c.status_detail, hist.c.seen_at)
             .where(hist.c.source == key.source, hist.c.account == key.account, hist.c.message_id == message_id)
@@ -118,20 +118,20 @@ def _timeline(history: list[Any], events: list[dict[str, Any]]) -> list[dict[str
 def _filters(s: Search, on_sqlite: bool) -> list[Any]:
     found: list[Any] = []
     if s.phone:
-        found.append(or_(e.c.sender == s.phone, e.c.recipient == s.phone,
-                         e.c.sender == f"+{s.phone}", e.c.recipient == f"+{s.phone}"))
+        found.append(or_(r.c.sender == s.phone, r.c.recipient == s.phone,
+                         r.c.sender == f"+{s.phone}", r.c.recipient == f"+{s.phone}"))
     if s.message_id:
-        found.append(e.c.message_id == s.message_id)
+        found.append(r.c.message_id == s.message_id)
     if s.text:
-        found.append(text_contains(e, s.text, on_sqlite))
+        found.append(text_contains(r, s.text, on_sqlite))
     if s.status:
-        found.append(e.c.status == s.status.lower())
+        found.append(r.c.status == s.status.lower())
     if s.account:
-        found.append(e.c.account == s.account)
+        found.append(r.c.account == s.account)
     if s.since:
-        found.append(e.c.occurred_at >= s.since)
+        found.append(r.c.occurred_at >= s.since)
     if s.until:
-        found.append(e.c.occurred_at <= s.until)
+        found.append(r.c.occurred_at <= s.until)
     return found
 
 
@@ -142,8 +142,8 @@ async def _describe(conn: Any, keys: list[Any]) -> list[dict[str, Any]]:
         return []
     wanted = [(k.source, k.account, k.message_id) for k in keys]
     facts: dict[tuple[str, str, str], dict[str, Any]] = {k: {} for k in wanted}
-    rows = await conn.execute(select(e.c.id, e.c.source, e.c.account, e.c.message_id, *[e.c[f] for f in FIELDS])
-                              .where(records_of_messages(e, wanted)))  # another owner's: ignored below
+    rows = await conn.execute(select(r.c.id, r.c.source, r.c.account, r.c.message_id, *[r.c[f] for f in FIELDS])
+                              .where(records_of_messages(r, wanted)))  # another owner's: ignored below
     # sorted here: an ORDER BY occurred_at would tempt the planner into the time index, a scan
     for row in sorted(rows, key=lambda row: (row.occurred_at is None, row.occurred_at or 0, row.id)):
         mine = facts.get((row.source, row.account, row.message_id))

@@ -3,7 +3,8 @@
 The rest of ``archiver.db`` asks this module instead of testing ``dialect.name``:
 which ``INSERT … ON CONFLICT`` to build, how a time is stored, how to reach the
 ``sqlite3`` connection under aiosqlite (the one reach into a library's internals,
-pinned by ``tests/db/test_dialect.py``), how text is searched, and which errors the drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
+pinned by ``tests/db/test_dialect.py``), how text is searched, and which errors the
+drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
 """
 
 from __future__ import annotations

@@ -25,9 +25,6 @@ from archiver.ledger import Covered
 from archiver.domain import Gap, Record
 from archiver.times import utcnow
 
-EVENT_COLUMNS = m.EVENT_COLUMNS
-
-
 class Store:
     def __init__(self, engine: AsyncEngine, admission: Admission | None = None) -> None:
         self.engine = engine
@@ -215,7 +212,7 @@ class Store:
         unparsed: no datetime is built and taken apart again per time and row."""
         r = m.records
         columns = [dialect.time_text(r.c[c], self._sqlite) if stored_times and c in m.EVENT_TIMES else r.c[c]
-                   for c in EVENT_COLUMNS]
+                   for c in m.EVENT_COLUMNS]
         query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *columns)
                  .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
         if since is not None:

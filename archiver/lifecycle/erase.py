@@ -25,7 +25,7 @@ from archiver.times import utcnow
 BATCH = 500
 """Messages per transaction (each with all of its records)."""
 TABLES = ("records", "events", "messages", "status_history", "quarantine")
-e = r = m.records  # one row per record: its raw JSON and its normalized fields
+r = m.records  # one row per record: its raw JSON and its normalized fields (migration 0009)
 
 
 async def erase_phone(engine: AsyncEngine, phone: str, *, dry_run: bool = False) -> dict[str, int]:
@@ -51,8 +51,8 @@ async def _next_batch(conn: AsyncConnection, digits: str, limit: int | None) -> 
     """(source, account, message_id, natural_key) of events naming the number (no ORDER BY:
     the sender and recipient indexes answer it, where an order would invite a scan)."""
     numbers = [digits, f"+{digits}"]
-    rows = await conn.execute(select(e.c.source, e.c.account, e.c.message_id, e.c.natural_key)
-                              .where(or_(e.c.sender.in_(numbers), e.c.recipient.in_(numbers))).limit(limit))
+    rows = await conn.execute(select(r.c.source, r.c.account, r.c.message_id, r.c.natural_key)
+                              .where(or_(r.c.sender.in_(numbers), r.c.recipient.in_(numbers))).limit(limit))
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
@@ -63,7 +63,7 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
     keys = {(s, a, k) for s, a, _, k in batch}
     if messages:
         keys |= {(row.source, row.account, row.natural_key) for row in await conn.execute(
-            select(e.c.source, e.c.account, e.c.natural_key, e.c.message_id).where(records_of_messages(e, messages)))
+            select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id).where(records_of_messages(r, messages)))
             if (row.source, row.account, row.message_id) in messages}
     records = (await _remove(conn, r, owned_keys(r, "natural_key", keys), dry_run) if dry_run
                else await tallies.delete_records(conn, keys))  # type: ignore[arg-type]
