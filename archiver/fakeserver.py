@@ -8,17 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Callable
 
 from aiohttp import web
 
+from archiver.times import utcnow
+
 Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 @dataclass
 class Faults:
@@ -53,7 +50,7 @@ class FakeServer:
     async def handle(self, request: web.Request) -> web.Response:
         return web.json_response({}, status=404)
 
-    def __init__(self, api_key: str, *, clock: Clock = _utcnow, faults: Faults | None = None,
+    def __init__(self, api_key: str, *, clock: Clock = utcnow, faults: Faults | None = None,
                  other_keys: tuple[str, ...] = ()) -> None:
         self.api_key, self.clock = api_key, clock
         self.keys = (api_key, *other_keys)
