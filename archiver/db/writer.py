@@ -277,7 +277,7 @@ def _field(element: Any, index: int, column: Any) -> Any:
     kind = column.type
     if isinstance(kind, m.UTCDateTime):
         return cast(value, DateTime(timezone=True))
-    return value if isinstance(kind, (String, Text)) else cast(value, kind)
+    return value if isinstance(kind, String) else cast(value, kind)  # Text is a String
 
 
 def _batch_upsert(table: Any, names: Sequence[str], on_conflict: Callable[[Any], Any], prefix: str) -> Any:

@@ -167,7 +167,7 @@ def natural_key(log: dict[str, Any]) -> str:
 def content_digest(log: dict[str, Any]) -> str:
     """SHA-256 (hex) of the fields that identify a log."""
     identity = jsoncodec.dumps([log.get(f) for f in KEY_FIELDS])
-    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(identity.encode()).hexdigest()  # dumps escapes lone surrogates
 
 
 def parse_log(log: dict[str, Any]) -> Record:
