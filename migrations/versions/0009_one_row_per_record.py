@@ -4,13 +4,14 @@ Every record had been two rows (``records`` as served, ``events`` normalized), e
 behind the same 84-character unique key, and the write path paid two upserts and two
 key indexes per record. Now ``records`` holds both; ``events`` becomes a view of the
 normalized columns, so the README's queries read as before. Indexes follow the read
-side's needs only (and SendZen's key keeps 64 bits of its hash, not 256): the key, time within a source (newest-first pages, exports,
-retention), sender, recipient, message id. ``status_history`` is keyed by the change
-it records (its surrogate id goes); on SQLite it and ``messages`` become WITHOUT ROWID
-tables (their key is the row), and the time index ends at the rowid that every SQLite
-index entry carries anyway. On PostgreSQL,
-``raw`` is compressed in line (``toast_tuple_target``, storage MAIN): an average log
-is a few hundred bytes, below the size PostgreSQL compresses by default.
+side's needs only (and SendZen's key keeps 64 bits of its hash, not 256): the key, time
+within a source (newest-first pages, exports, retention), sender, recipient, message id.
+``status_history`` is keyed by the change it records (its surrogate id goes); on SQLite
+it and ``messages`` become WITHOUT ROWID tables (their key is the row), and the time
+index ends at the rowid that every SQLite index entry carries anyway. On PostgreSQL,
+``raw`` is asked to compress in line (``toast_tuple_target``, storage MAIN); measured
+since, this does nothing for an average log: PostgreSQL only considers compressing a
+row of about 2 KB or more, and a log's row is about 1 KB.
 
 The text index (0008) follows: FTS5 rows are keyed by ``records.id``; the pg_trgm
 index moves to ``records``. Existing rows are copied with their ids.
