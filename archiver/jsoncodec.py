@@ -47,5 +47,17 @@ def dumps(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, UnicodeDecodeError):
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-        return LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)
+        return _escaped(value)
+
+
+def dumpb(value: Any) -> bytes:
+    """``dumps`` as UTF-8 bytes, without decoding orjson's bytes and encoding them again."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return _escaped(value).encode()
+
+
+def _escaped(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return LONE_SURROGATE.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

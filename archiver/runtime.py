@@ -50,8 +50,12 @@ async def opened(config: Config) -> AsyncIterator[Runtime]:
                                   f"{exc.strerror or exc}") from None
     try:
         await migrate_or_explain(config, engine)
-        async with aiohttp.ClientSession(raise_for_status=False) as session:
-            yield Runtime(config, Store(engine, Admission(config.archive.keep_days)), build_sources(config, session))
+        store = Store(engine, Admission(config.archive.keep_days))
+        try:
+            async with aiohttp.ClientSession(raise_for_status=False) as session:
+                yield Runtime(config, store, build_sources(config, session))
+        finally:
+            await store.close()
     finally:
         await engine.dispose()
 

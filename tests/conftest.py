@@ -33,7 +33,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 async def store(db_url: str) -> AsyncIterator[Store]:
     engine = create_engine(db_url)
     await migrate(engine)
-    yield Store(engine)
+    store = Store(engine)
+    yield store
+    await store.close()
     await engine.dispose()
 
 

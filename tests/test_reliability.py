@@ -18,6 +18,7 @@ from archiver.db.store import Store
 from archiver.engine import run_pass
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
+from tests.db.test_writer_process import alive
 from tests.cli_helpers import ARCHIVER, archiver, read_until, start_daemon, wait_for
 from tests.helpers import canonical, free_port, infobip_source, sendzen_source, write_config
 from tests.test_engine_sendzen import exported
@@ -86,8 +87,10 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
             *ARCHIVER, "--config", str(config), "backfill",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wait_for(_requests_over(fake, random.Random(seed).randint(5, 60)), timeout=60, every=0.01)
+        writers = children(proc.pid, "archiver.db.writer_program")
         proc.kill()
         assert await proc.wait() == -signal.SIGKILL
+        await wait_for(_all_gone(writers), timeout=30, every=0.05)  # SQLite's writer ends with its parent
         done = await archiver(config, "backfill")
         assert done.code == 0, done.stderr
         out = await archiver(config, "export", "--source", "sendzen")
@@ -96,6 +99,26 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
         assert sorted(raws) == sorted(canonical(l) for l in fake.served_logs())
     finally:
         await fake.stop()
+
+
+def children(parent: int, program: str) -> list[int]:
+    """The pids of ``parent``'s children running ``program``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(") ", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and program.encode() in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _all_gone(pids: list[int]):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return not any(alive(pid) for pid in pids)
+    return check
 
 
 def _requests_over(fake: FakeSendZen, n: int):  # type: ignore[no-untyped-def]

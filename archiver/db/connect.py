@@ -2,8 +2,9 @@
 
 Users write plain ``sqlite:///…`` and ``postgresql://…`` URLs; the async drivers
 (aiosqlite, asyncpg) are chosen here. SQLite gets WAL, a busy timeout and
-``synchronous=NORMAL`` (crash-safe in WAL mode), and its file is created 0600
-because it holds message content.
+``synchronous=NORMAL`` (crash-safe in WAL mode: ``writer_program.PRAGMAS``, which the
+writer process's connection gets too), and its file is created 0600 because it holds
+message content.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from archiver.db import writer_program
 from archiver.db.dialect import is_sqlite
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY_TIMEOUT_MS = writer_program.BUSY_TIMEOUT_MS
 
 
 def async_url(url: str) -> URL:
@@ -44,9 +46,7 @@ def create_engine(url: str) -> AsyncEngine:
         # in Python is far cheaper than letting them collide in SQLite's busy handler.
         # (``config`` refuses in-memory URLs, whose pool would share one connection.)
         pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        # check_same_thread=False: ``Store`` runs its bulk upserts on this connection from
-        # a worker thread while aiosqlite's is idle (see ``archiver.db.writer``).
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_async_engine(parsed, connect_args=connect_args, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
@@ -64,20 +64,8 @@ def _create_private_file(database: str | None) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-SQLITE_PAGE_SIZE = 8192
-
-
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # A new archive's page size (an existing file keeps its own): a record row is about
-    # 1.2 KB, and 4 KB pages hold three of them with a sixth of the page left empty.
-    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA wal_autocheckpoint=10000")  # ~40 MB: fewer, larger checkpoints
-    cursor.close()
+    writer_program.configure(dbapi_connection)
 
 
 def alembic_config() -> AlembicConfig:

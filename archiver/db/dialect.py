@@ -1,10 +1,9 @@
 """Everything that differs between SQLite and PostgreSQL, in one place.
 
 The rest of ``archiver.db`` asks this module instead of testing ``dialect.name``:
-which ``INSERT … ON CONFLICT`` to build, how a time is stored, how to reach the
-``sqlite3`` connection under aiosqlite (the one reach into a library's internals,
-pinned by ``tests/db/test_dialect.py``), how text is searched, and which errors the
-drivers raise (turned into ``DatabaseError`` by ``translated_errors``).
+which ``INSERT … ON CONFLICT`` to build, how a time is stored, how text is searched,
+and which errors the drivers raise (turned into ``DatabaseError`` by
+``translated_errors``).
 """
 
 from __future__ import annotations
@@ -71,23 +70,10 @@ def loaded_time(value: datetime | str | None) -> datetime | None:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
-async def sqlite3_connection(conn: AsyncConnection) -> sqlite3.Connection | None:
-    """The ``sqlite3`` connection under aiosqlite. Safe to use from another thread while
-    this task holds the engine's only connection and awaits that thread: aiosqlite's own
-    worker is idle between awaited calls (``connect`` opens it with
-    ``check_same_thread=False``; ``archiver.db.writer`` runs its saves this way).
-
-    ``None`` if a future aiosqlite hides it elsewhere: callers then take the slower path
-    through aiosqlite's thread rather than fail (a test pins the fast path)."""
-    raw = await conn.get_raw_connection()
-    handle = getattr(raw.driver_connection, "_conn", None)
-    return handle if isinstance(handle, sqlite3.Connection) else None
-
-
 @contextmanager
 def translated_errors() -> Iterator[None]:
-    """Driver errors (SQLAlchemy's wrapped ones, and sqlite3's from the bulk writer's
-    direct path) leave as ``DatabaseError`` with the driver's first line."""
+    """Driver errors (SQLAlchemy's wrapped ones, and sqlite3's from the writer process)
+    leave as ``DatabaseError`` with the driver's first line."""
     try:
         yield
     except (DBAPIError, sqlite3.Error) as exc:

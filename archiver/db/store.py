@@ -8,6 +8,7 @@ can never cover a record that is not committed.
 
 from __future__ import annotations
 
+import os
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
@@ -32,11 +33,17 @@ class Store:
         """What retention and erasure forbid never enters (see ``archiver.lifecycle.admission``)."""
         self._insert = dialect.insert(engine)
         self._sqlite = dialect.is_sqlite(engine)
-        self._writer: SqliteWriter | PostgresWriter = SqliteWriter() if self._sqlite else PostgresWriter()
+        self._writer: SqliteWriter | PostgresWriter = (
+            SqliteWriter(os.path.abspath(engine.url.database or "")) if self._sqlite else PostgresWriter())
         self.quarantine = QuarantineLog(engine, self._insert)
         self.fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
         """Set by a daemon sharing PostgreSQL: every write first proves the account is still
         this process's (``archiver.leases``), inside the write's own transaction."""
+
+    async def close(self) -> None:
+        """Stop SQLite's writer process, if one was started (it commits what it runs first)."""
+        if isinstance(self._writer, SqliteWriter):
+            await self._writer.process.close()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -68,16 +75,15 @@ class Store:
         window: Window | None = None,
     ) -> None:
         """Upsert ``records``; move the checkpoint and log the window in the same transaction.
-        The rows are built before the transaction starts: it holds the only SQLite
-        connection (and a PostgreSQL one) for its database work alone."""
+        The rows are built before the transaction starts, which holds the database's
+        write lock (SQLite) or a connection (PostgreSQL) for its database work alone."""
         now = utcnow()
         admitted = self.admission.admit(records, now)
         batch = rows_of(_unique_by_key(admitted), self._writer.time) if admitted else None
         save = Save((source, account), batch, now, checkpoint, window)
         if isinstance(self._writer, SqliteWriter):  # no fence: leases are PostgreSQL's
             with translated_errors():
-                async with self.engine.connect() as conn:
-                    await self._writer.save(conn, save)
+                await self._writer.save(save)
         else:
             await self._save_postgres(self._writer, save)
 

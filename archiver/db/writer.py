@@ -5,22 +5,18 @@ is taken. Then, per database, as few round trips as the batch allows:
 
 * SQLite (``SqliteWriter.save``): the whole transaction (write lock, multi-row
   ``INSERT … VALUES`` upserts, text index, tally, checkpoint, ledger, commit) is one
-  call to a worker thread. ``sqlite3`` releases the GIL while a statement runs, so
-  the database works while the event loop fetches and parses the next pages; and the
-  only connection is never held across a turn of the busy loop.
+  request to a writer process (``archiver.db.writer_process``), so the database works
+  while the event loop fetches and parses the next pages, without sharing its GIL.
 * PostgreSQL (``PostgresWriter.write``, inside ``Store``'s transaction): one statement,
   each table's rows as one JSON text, its upserts and the tally as CTEs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import operator
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import chain
 from typing import Any, Callable, Sequence
 
 import orjson
@@ -31,6 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver import jsoncodec
 from archiver.db import dialect, models as m
+from archiver.db.writer_process import WriterProcess
+from archiver.db.writer_program import Step, Transaction
 from archiver.domain import Record
 from archiver.errors import DatabaseError
 
@@ -110,7 +108,8 @@ def memoized(convert: Callable[[datetime | None], Any]) -> Callable[[datetime | 
 
 
 class SqliteWriter:
-    """Multi-row ``INSERT … VALUES`` statements, run in a worker thread (see the module doc).
+    """Multi-row ``INSERT … VALUES`` statements, run by the writer process
+    (``archiver.db.writer_process``), one transaction a save.
 
     Binding a chunk's values is one C call; the statement then runs with the GIL
     released. (``json_each`` was tried: extracting 34 columns re-parses each row's
@@ -145,89 +144,30 @@ class SqliteWriter:
 
     time = staticmethod(functools.partial(dialect.stored_time, on_sqlite=True))
 
-    async def save(self, conn: AsyncConnection, save: Save) -> None:
-        """The whole transaction in one call to a worker thread. Each await made while the
-        only connection is held waits for a turn of a busy event loop (about 5 ms); a save
-        had eight of them, and the connection sat idle longer than it worked."""
-        keys = (*save.owner, jsoncodec.dumps([row[0] for row in save.batch.rows])) if save.batch else None
-        steps = self._steps(save, keys)
-        handle = await dialect.sqlite3_connection(conn)
-        if handle is not None:
-            await _uncancelled(asyncio.ensure_future(asyncio.to_thread(_transaction, handle, save, keys, steps)))
-            return
-        await conn.exec_driver_sql("BEGIN IMMEDIATE")  # aiosqlite moved its connection: the same, hop by hop
-        present = (await conn.exec_driver_sql(self.PRESENT, keys)).scalar() if keys else 0
-        for sql, params in [*steps, *self.tally(save, int(present or 0))]:
-            await conn.exec_driver_sql(sql, params)
-        await conn.commit()
+    def __init__(self, database: str) -> None:
+        self.process = WriterProcess(database)
 
-    def _steps(self, save: Save, keys: tuple[Any, ...] | None) -> list[tuple[str, tuple[Any, ...]]]:
-        owner, now, batch, steps = save.owner, self.time(save.now), save.batch, []
-        if batch and keys:
-            steps += [*_values(self.RECORDS, (*owner, now, now), batch.rows),
-                      (self.TEXT_OUT, (*keys, now)), (self.TEXT_IN, (*keys, now)),
-                      *_values(self.MESSAGES, (*owner, now), batch.messages),
-                      *_values(self.HISTORY, (*owner, now), batch.history)]
-        if save.checkpoint is not None:
-            steps.append((self.CHECKPOINT, (*owner, self.time(save.checkpoint), now)))
-        if (w := save.window) is not None:
-            steps.append((self.COVERAGE, (*owner, self.time(w.start), self.time(w.end), w.records, w.pages, now)))
-        return steps
+    async def save(self, save: Save) -> None:
+        await self.process.run(self.transaction(save))
 
     @classmethod
-    def tally(cls, save: Save, present: int) -> list[tuple[str, tuple[Any, ...]]]:
-        """The account's tally up by the batch's keys that were not there before (counted
-        by ``PRESENT`` under the write lock, before the upsert)."""
-        fresh = len(save.batch.rows) - present if save.batch else 0
-        return [(cls.TALLY, (*save.owner, fresh))] if fresh else []
-
-
-CHUNK = 256
-"""Most rows in one ``VALUES`` statement. Every statement size is prepared and cached by
-sqlite3 with its bytecode (about 1 KB a row), so a batch goes as full chunks and the
-rest in power-of-two pieces: a dozen sizes in all. Arbitrary sizes (up to 800 rows)
-made a 160 MB process; 50-row chunks paid a GIL hand-off per statement, twice the time."""
-
-
-def _values(template: str, fixed: tuple[Any, ...], rows: list[list[Any]]) -> list[tuple[str, tuple[Any, ...]]]:
-    """``template`` over ``rows`` in chunks (``CHUNK``); ``fixed`` are ``?1``… in every
-    row (source, account, the write's time)."""
-    steps, start = [], 0
-    while start < len(rows):
-        size = CHUNK if len(rows) - start >= CHUNK else 1 << ((len(rows) - start).bit_length() - 1)
-        chunk = rows[start:start + size]
-        one = "(" + ", ".join([f"?{i + 1}" for i in range(len(fixed))] + ["?"] * len(chunk[0])) + ")"
-        steps.append((template.format(rows=", ".join([one] * size)), (*fixed, *chain.from_iterable(chunk))))
-        start += size
-    return steps
-
-
-async def _uncancelled(work: asyncio.Future[Any]) -> Any:
-    """Await ``work``; if the waiting task is cancelled (SIGTERM, a failed sibling),
-    still wait for it before the cancellation goes on: the thread uses the connection
-    until its commit or rollback, and the pool must not have it back before."""
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await asyncio.wait([work])
-        raise
-
-
-def _transaction(handle: sqlite3.Connection, save: Save, keys: tuple[Any, ...] | None,
-                 steps: list[tuple[str, tuple[Any, ...]]]) -> None:
-    """In a worker thread, while the task holding the connection awaits it: the write lock
-    first (waiting for another process happens here, off the event loop), the keys
-    already present counted under it, every statement, the tally, the commit."""
-    handle.execute("BEGIN IMMEDIATE")
-    try:
-        present = handle.execute(SqliteWriter.PRESENT, keys).fetchone()[0] if keys else 0
-        for sql, params in [*steps, *SqliteWriter.tally(save, present)]:
-            handle.execute(sql, params)
-        handle.execute("COMMIT")
-    except BaseException:
-        if handle.in_transaction:
-            handle.execute("ROLLBACK")
-        raise
+    def transaction(cls, save: Save) -> Transaction:
+        """The save as the writer process runs it; the account's tally goes up by the
+        batch's keys that were not archived before (counted under the write lock)."""
+        owner, now, batch, steps = save.owner, cls.time(save.now), save.batch, []
+        count = tally = None
+        if batch:
+            keys = (*owner, jsoncodec.dumps([row[0] for row in batch.rows]))
+            steps += [Step(cls.RECORDS, (*owner, now, now), batch.rows),
+                      Step(cls.TEXT_OUT, (*keys, now)), Step(cls.TEXT_IN, (*keys, now)),
+                      Step(cls.MESSAGES, (*owner, now), batch.messages),
+                      Step(cls.HISTORY, (*owner, now), batch.history)]
+            count, tally = Step(cls.PRESENT, keys), Step(cls.TALLY, owner)
+        if save.checkpoint is not None:
+            steps.append(Step(cls.CHECKPOINT, (*owner, cls.time(save.checkpoint), now)))
+        if (w := save.window) is not None:
+            steps.append(Step(cls.COVERAGE, (*owner, cls.time(w.start), cls.time(w.end), w.records, w.pages, now)))
+        return Transaction(steps, count, tally, len(batch.rows) if batch else 0)
 
 
 class PostgresWriter:

@@ -1,16 +1,13 @@
-"""The one place SQLite and PostgreSQL differ, and the one reach into aiosqlite's insides."""
+"""The one place SQLite and PostgreSQL differ."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from archiver.db import dialect, models as m, tallies
-from archiver.db.connect import create_engine
 from archiver.db.store import Store
 from archiver.domain import Event, Record
 from tests.db.test_store import T, status_event
@@ -36,26 +33,6 @@ async def test_a_time_reads_back_as_written(store: Store) -> None:
     async with store.engine.connect() as conn:
         got = await conn.scalar(select(m.records.c.record_at).where(m.records.c.record_at == record.at))
     assert got == record.at and got.tzinfo is timezone.utc
-
-
-async def test_the_sqlite3_connection_under_aiosqlite_is_reachable(tmp_path: Path) -> None:
-    """Fails loudly if aiosqlite moves its connection: the bulk writes' fast path needs it."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
-    try:
-        async with engine.connect() as conn:
-            assert isinstance(await dialect.sqlite3_connection(conn), sqlite3.Connection)
-    finally:
-        await engine.dispose()
-
-
-async def test_without_the_fast_path_writes_still_work(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def hidden(conn: object) -> None:
-        return None
-
-    monkeypatch.setattr("archiver.db.dialect.sqlite3_connection", hidden)
-    await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("b", "read", 1)])
-    await store.save("sendzen", "default", [status_event("a", "sent", 0), status_event("c", "read", 2)])
-    assert await store.count_records("sendzen", "default") == 3
 
 
 def texted(key: str, text: str) -> Record:

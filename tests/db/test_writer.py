@@ -1,18 +1,10 @@
-"""The write path's pure parts: a batch's rows, and SQLite's statements over them."""
+"""The write path's pure parts: a batch's rows, and the SQLite transaction made of them."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
-
-import pytest
 
 from archiver.db import writer
-from archiver.db.connect import create_engine, migrate
-from archiver.db.store import Store
 from archiver.domain import Event, Record
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
@@ -42,51 +34,20 @@ def test_a_row_holds_every_column_of_the_statement() -> None:
     assert values["message_id"] == "m1" and values["status"] == "sent" and values["text"] is None
 
 
-def test_sqlite_statements_come_in_a_few_sizes_only() -> None:
-    """Full chunks, then power-of-two pieces: sqlite3 caches a statement per size, so the
-    sizes must stay few whatever the batch (the process's memory depends on it)."""
-    sizes = set()
-    for n in (1, 3, 255, 256, 1000, 1001, 2047):
-        rows = [[i, f"k{i}"] for i in range(n)]
-        steps = writer._values("INSERT INTO t (a, b, c, d) VALUES {rows}", ("src", "acct"), rows)
-        assert [v for _, params in steps for v in params[2:]] == [v for row in rows for v in row], "each row once, in order"
-        for sql, params in steps:
-            assert params[:2] == ("src", "acct") and sql.count("(?1, ?2, ?, ?)") == (len(params) - 2) // 2
-            sizes.add(sql.count("(?1"))
-    assert sizes <= {writer.CHUNK, *(1 << i for i in range(writer.CHUNK.bit_length()))}
+def test_a_sqlite_save_is_one_transaction_of_its_rows_tally_checkpoint_and_window() -> None:
+    now = T + timedelta(hours=1)
+    batch = writer.rows_of([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)], writer.SqliteWriter.time)
+    save = writer.Save(("sendzen", "shop"), batch, now, checkpoint=T, window=writer.Window(T, now, 2, 1))
+    tx = writer.SqliteWriter.transaction(save)
+    assert tx.rows == 2 and tx.count.fixed == ("sendzen", "shop", '["a","b"]') and tx.tally.fixed == ("sendzen", "shop")
+    assert [step.sql for step in tx.steps] == [writer.SqliteWriter.RECORDS, writer.SqliteWriter.TEXT_OUT,
+                                               writer.SqliteWriter.TEXT_IN, writer.SqliteWriter.MESSAGES,
+                                               writer.SqliteWriter.HISTORY, writer.SqliteWriter.CHECKPOINT,
+                                               writer.SqliteWriter.COVERAGE]
+    assert tx.steps[0].rows == batch.rows and tx.steps[0].fixed == ("sendzen", "shop", *[writer.SqliteWriter.time(now)] * 2)
+    assert tx.steps[-2].fixed[2] == "2024-05-01 00:00:00.000000", "the checkpoint in the stored time form"
 
 
-async def test_a_cancelled_sqlite_save_finishes_its_transaction_before_giving_back_the_connection(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """SIGTERM cancels a save while its worker thread holds the connection: the
-    cancellation waits for the thread's commit, so the pool never hands out a connection
-    that another thread is still using, and the next save works."""
-    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
-    await migrate(engine)
-    store = Store(engine)
-    entered, release, finished = threading.Event(), threading.Event(), threading.Event()
-    real = writer._transaction
-
-    def held(*args: Any) -> None:
-        entered.set()
-        release.wait(10)
-        real(*args)
-        finished.set()
-
-    monkeypatch.setattr(writer, "_transaction", held)
-    try:
-        save = asyncio.ensure_future(store.save("sendzen", "default", [status("a", "m1", "sent", 1)]))
-        await asyncio.to_thread(entered.wait, 10)
-        save.cancel()
-        done, _ = await asyncio.wait([save], timeout=1)  # unfixed, it ends at once, the thread still writing
-        assert not done, "the cancellation waits for the thread"
-        release.set()
-        with pytest.raises(asyncio.CancelledError):
-            await save
-        assert finished.is_set()
-        monkeypatch.setattr(writer, "_transaction", real)
-        await store.save("sendzen", "default", [status("b", "m2", "sent", 1)])
-        assert await store.count_records("sendzen", "default") == 2, "the first save had committed whole"
-    finally:
-        release.set()
-        await engine.dispose()
+def test_a_save_of_nothing_but_a_checkpoint_counts_nothing() -> None:
+    tx = writer.SqliteWriter.transaction(writer.Save(("sendzen", "shop"), None, T, checkpoint=T))
+    assert tx.count is None and tx.tally is None and tx.rows == 0 and len(tx.steps) == 1

@@ -166,8 +166,7 @@ def natural_key(log: dict[str, Any]) -> str:
 
 def content_digest(log: dict[str, Any]) -> str:
     """SHA-256 (hex) of the fields that identify a log."""
-    identity = jsoncodec.dumps([log.get(f) for f in KEY_FIELDS])
-    return hashlib.sha256(identity.encode()).hexdigest()  # dumps escapes lone surrogates
+    return hashlib.sha256(jsoncodec.dumpb([log.get(f) for f in KEY_FIELDS])).hexdigest()
 
 
 def parse_log(log: dict[str, Any]) -> Record:

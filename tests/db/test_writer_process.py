@@ -1,0 +1,127 @@
+"""SQLite's writer process, as a real child process of the archiver."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from archiver.db.connect import create_engine, migrate
+from archiver.db.store import Store
+from archiver.db.writer_program import HEADER, Step, Transaction
+from archiver.errors import DatabaseError
+from tests.cli_helpers import wait_for
+from tests.db.test_writer import status
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
+    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    yield store
+    await store.close()
+    await engine.dispose()
+
+
+def writer_pid(store: Store) -> int:
+    process = store._writer.process._process  # type: ignore[union-attr]
+    assert process is not None, "started by the first save"
+    return process.pid
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def gone(pid: int):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        return not alive(pid)
+    return check
+
+
+async def test_a_cancelled_save_still_waits_until_the_writer_has_committed(sqlite_store: Store, tmp_path: Path) -> None:
+    """SIGTERM cancels a save while the writer runs it: the cancellation waits for its
+    answer (else the next save would read this one's), the save is whole, the next works."""
+    await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    blocker = sqlite3.connect(tmp_path / "archive.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the writer's BEGIN IMMEDIATE waits for this
+    save = asyncio.ensure_future(sqlite_store.save("sendzen", "default", [status("b", "m2", "sent", 1)]))
+    await asyncio.sleep(0)
+    save.cancel()
+    done, _ = await asyncio.wait([save], timeout=0.5)
+    assert not done, "the cancellation waits for the writer, which waits for the lock"
+    blocker.execute("COMMIT")
+    with pytest.raises(asyncio.CancelledError):
+        await save
+    assert await sqlite_store.count_records("sendzen", "default") == 2, "the cancelled save had committed whole"
+    await sqlite_store.save("sendzen", "default", [status("c", "m3", "sent", 1)])
+    assert await sqlite_store.count_records("sendzen", "default") == 3
+
+
+async def test_a_killed_writer_fails_one_save_with_a_clear_error_and_the_next_starts_another(
+        sqlite_store: Store) -> None:
+    await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    first = writer_pid(sqlite_store)
+    os.kill(first, signal.SIGKILL)
+    await wait_for(gone(first), timeout=10, every=0.01)
+    with pytest.raises(DatabaseError, match="the SQLite writer process stopped"):
+        await sqlite_store.save("sendzen", "default", [status("b", "m2", "sent", 1)])
+    await sqlite_store.save("sendzen", "default", [status("b", "m2", "sent", 1)])
+    assert writer_pid(sqlite_store) != first
+    assert await sqlite_store.count_records("sendzen", "default") == 2
+
+
+async def test_the_writer_leaves_stopping_to_its_parent(sqlite_store: Store) -> None:
+    """A Ctrl-C or ``systemctl stop`` signals the whole group: the writer carries on, and
+    goes when the store closes."""
+    await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    pid = writer_pid(sqlite_store)
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    await sqlite_store.save("sendzen", "default", [status("b", "m2", "sent", 1)])
+    assert alive(pid) and await sqlite_store.count_records("sendzen", "default") == 2
+    await sqlite_store.close()
+    assert not alive(pid)
+
+
+async def test_a_database_the_writer_cannot_write_is_a_database_error(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    try:
+        (tmp_path / "archive.db").chmod(0o400)
+        if os.geteuid() == 0:  # root writes anyway: make the writer open a file that cannot exist
+            store._writer.process._database = str(tmp_path / "gone" / "archive.db")  # type: ignore[union-attr]
+        with pytest.raises(DatabaseError, match="database error: .*(readonly|unable to open)"):
+            await store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    finally:
+        (tmp_path / "archive.db").chmod(0o600)
+        await store.close()
+        await engine.dispose()
+
+
+def test_at_end_of_input_the_writer_commits_what_it_was_given_and_exits(tmp_path: Path) -> None:
+    """What a parent killed with SIGKILL leaves: the transaction it had sent is committed
+    whole, and the writer ends instead of lingering."""
+    database = tmp_path / "a.db"
+    sqlite3.connect(database).execute("CREATE TABLE t (a TEXT)").connection.close()
+    child = subprocess.Popen([sys.executable, "-m", "archiver.db.writer_program", str(database)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    body = pickle.dumps(Transaction([Step("INSERT INTO t (a) VALUES {rows}", (), [["x"], ["y"]])]))
+    child.stdin.write(HEADER.pack(len(body)) + body)  # type: ignore[union-attr]
+    child.stdin.close()  # type: ignore[union-attr]
+    assert child.wait(timeout=30) == 0
+    assert sqlite3.connect(database).execute("SELECT a FROM t ORDER BY a").fetchall() == [("x",), ("y",)]

@@ -1,0 +1,104 @@
+"""The writer process's program, run in this process: statements, transactions, the protocol."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from archiver.db import writer_program as program
+from archiver.db.writer_program import Step, Transaction
+
+TABLE = "CREATE TABLE t (a TEXT, b TEXT, c INTEGER, d INTEGER)"
+INSERT = "INSERT INTO t (a, b, c, d) VALUES {rows}"
+
+
+def test_statements_come_in_a_few_sizes_only() -> None:
+    """Full chunks, then power-of-two pieces: sqlite3 caches a statement per size, so the
+    sizes must stay few whatever the batch (the process's memory depends on it)."""
+    sizes = set()
+    for n in (1, 3, 255, 256, 1000, 1001, 2047):
+        rows = [[i, f"k{i}"] for i in range(n)]
+        statements = program.values(Step(INSERT, ("src", "acct"), rows))
+        assert [v for _, params in statements for v in params[2:]] == [v for row in rows for v in row], \
+            "each row once, in order"
+        for sql, params in statements:
+            assert params[:2] == ("src", "acct") and sql.count("(?1, ?2, ?, ?)") == (len(params) - 2) // 2
+            sizes.add(sql.count("(?1"))
+    assert sizes <= {program.CHUNK, *(1 << i for i in range(program.CHUNK.bit_length()))}
+
+
+def test_a_step_without_rows_is_one_statement_and_no_rows_is_none() -> None:
+    assert program.values(Step("DELETE FROM t WHERE a = ?1", ("x",))) == [("DELETE FROM t WHERE a = ?1", ("x",))]
+    assert program.values(Step(INSERT, ("x", "y"), [])) == []
+
+
+def connected(path: Path) -> sqlite3.Connection:
+    handle = sqlite3.connect(path, isolation_level=None)
+    handle.execute(TABLE)
+    handle.execute("CREATE TABLE tally (n INTEGER)")
+    return handle
+
+
+def test_a_transaction_counts_what_was_there_before_and_tallies_the_rest(tmp_path: Path) -> None:
+    handle = connected(tmp_path / "a.db")
+    handle.execute("INSERT INTO t VALUES ('old', 'x', 0, 0)")
+    program.run(handle, Transaction(
+        [Step(INSERT, ("new",), [["x", 1, 1], ["x", 2, 2]])],
+        count=Step("SELECT count(*) FROM t WHERE a = ?1", ("old",)),
+        tally=Step("INSERT INTO tally (n) VALUES (?1)", ()), rows=3))
+    assert handle.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    assert handle.execute("SELECT n FROM tally").fetchall() == [(2,)], "three rows, one already archived"
+
+
+def test_a_failed_statement_rolls_the_whole_transaction_back(tmp_path: Path) -> None:
+    handle = connected(tmp_path / "a.db")
+    with pytest.raises(sqlite3.OperationalError):
+        program.run(handle, Transaction([Step(INSERT, ("a", "b"), [[1, 1]]), Step("INSERT INTO missing VALUES (1)", ())]))
+    assert handle.execute("SELECT count(*) FROM t").fetchone()[0] == 0 and not handle.in_transaction
+
+
+def frames(*transactions: Transaction) -> io.BytesIO:
+    out = b"".join(program.HEADER.pack(len(body)) + body for body in map(pickle.dumps, transactions))
+    return io.BytesIO(out)
+
+
+def answers(stream: io.BytesIO) -> list[BaseException | None]:
+    stream.seek(0)
+    found = []
+    while header := stream.read(program.HEADER.size):
+        found.append(pickle.loads(stream.read(program.HEADER.unpack(header)[0])))
+    return found
+
+
+def test_serve_answers_each_transaction_in_order_and_ends_at_end_of_input(tmp_path: Path) -> None:
+    """The first answer says the database opened; then one per transaction, an error as
+    the exception itself (the parent raises it), and the program goes on after it."""
+    connected(tmp_path / "a.db").close()
+    out = io.BytesIO()
+    program.serve(str(tmp_path / "a.db"), frames(
+        Transaction([Step(INSERT, ("a", "b"), [[1, 1]])]),
+        Transaction([Step("INSERT INTO missing VALUES (1)", ())]),
+        Transaction([Step(INSERT, ("c", "d"), [[2, 2]])])), out)
+    got = answers(out)
+    assert got[0] is None and got[1] is None and got[3] is None
+    assert isinstance(got[2], sqlite3.OperationalError) and "missing" in str(got[2])
+    assert sqlite3.connect(tmp_path / "a.db").execute("SELECT a FROM t ORDER BY a").fetchall() == [("a",), ("c",)]
+
+
+def test_serve_says_why_a_database_cannot_be_opened(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    program.serve(str(tmp_path / "no such dir" / "a.db"), io.BytesIO(), out)
+    [error] = answers(out)
+    assert isinstance(error, sqlite3.OperationalError) and "unable to open" in str(error)
+
+
+def test_the_archive_is_set_up_as_the_pool_sets_it_up(tmp_path: Path) -> None:
+    handle = sqlite3.connect(tmp_path / "a.db")
+    program.configure(handle)
+    assert handle.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert handle.execute("PRAGMA busy_timeout").fetchone()[0] == program.BUSY_TIMEOUT_MS
+    assert handle.execute("PRAGMA page_size").fetchone()[0] == program.PAGE_SIZE
