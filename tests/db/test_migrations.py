@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver import jsoncodec
 from archiver.db import dialect, models as m
+from archiver.db import connect
 from archiver.db.connect import alembic_config, create_engine
 from archiver.db.store import Store
 from archiver.simulator import infobip_message, sendzen_log
@@ -149,3 +150,21 @@ async def test_0009_folds_events_into_records_and_back(engine: AsyncEngine) -> N
     await to_revision(engine, "0008", down=True)
     assert await keys(engine, m.records) == await keys(engine, m.events) == \
         {("sendzen", r.key) for r in whole} | {("infobip", r.key) for r in infobip}
+
+
+def test_the_revision_a_start_checks_for_is_the_newest_migration() -> None:
+    """``migrate`` leaves a database at ``SCHEMA_REVISION`` alone, without alembic: a new
+    migration must move it, or no database would ever get it."""
+    from alembic.script import ScriptDirectory
+
+    assert connect.SCHEMA_REVISION == ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def test_migrate_brings_an_empty_database_to_the_newest_revision_and_then_leaves_it(engine: AsyncEngine) -> None:
+    assert await connect.schema_revision(engine) is None
+    await connect.migrate(engine)
+    assert await connect.schema_revision(engine) == connect.SCHEMA_REVISION
+    await to_revision(engine, "0008", down=True)
+    assert await connect.schema_revision(engine) == "0008"
+    await connect.migrate(engine)
+    assert await connect.schema_revision(engine) == connect.SCHEMA_REVISION, "an older schema is migrated"
