@@ -18,10 +18,11 @@ surrogates (UTF-8 cannot encode them, so neither database takes them)."""
 def text(value: Any) -> str | None:
     """Scalars as text; objects and lists are not text. What no column holds becomes
     U+FFFD, so the rest of the text stays searchable (``raw`` keeps the original)."""
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    value = str(value)
-    if "\x00" in value or not value.isascii():  # the cheap test first: most values are ASCII
+    if type(value) is not str:
+        if value is None or isinstance(value, (dict, list)):
+            return None
+        value = str(value)
+    if not value.isascii() or "\x00" in value:  # the cheap test first: most values are ASCII
         return UNSTORABLE.sub("\ufffd", value)
     return value
 

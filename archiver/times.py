@@ -16,6 +16,15 @@ _OFFSET_TIME = re.compile(
 )
 
 
+SQLITE_TIME_LENGTH = 26
+"""``YYYY-MM-DD HH:MM:SS.ffffff``: the text form SQLite columns hold and compare."""
+
+
+def sqlite_text(utc: datetime) -> str:
+    """An aware UTC time as SQLite columns hold it (text that sorts as time does)."""
+    return utc.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH]
+
+
 def parse_offset_time(text: str) -> datetime:
     """Parse an ISO-like time with ``Z``, ``+hh:mm`` or ``+hhmm`` into aware UTC.
 

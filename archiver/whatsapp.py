@@ -17,6 +17,8 @@ from archiver.coerce import text as _str
 
 STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 """sent < delivered < read; failed is terminal, so it outranks everything."""
+MEDIA = frozenset(("image", "video", "audio", "document", "sticker"))
+EMPTY: dict[str, Any] = {}  # never written to
 
 
 def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
@@ -28,19 +30,18 @@ def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
             raise TypeError("value is not an object")
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         return {}, f"unreadable payload: {type(exc).__name__}: {exc}"
-    display = _dig(value, "metadata", "display_phone_number")
-    if _first_item(value, "messages") is not None:
-        return _message_fields(value["messages"][0], display), None
-    if _first_item(value, "statuses") is not None:
-        return _status_fields(value["statuses"][0], display), None
+    display = _str(_obj(value.get("metadata")).get("display_phone_number"))
+    if (message := _first_item(value, "messages")) is not None:
+        return _message_fields(message, display), None
+    if (status := _first_item(value, "statuses")) is not None:
+        return _status_fields(status, display), None
     return {"sender": display}, None  # a well-formed non-message event ("Other"): nothing to normalize
 
 
 def _message_fields(message: dict[str, Any], display: str | None) -> dict[str, Any]:
     kind = message.get("type")
-    media = message.get(kind) if kind in ("image", "video", "audio", "document", "sticker") else None
-    media = media if isinstance(media, dict) else {}
-    reply = _interactive_reply(message)
+    media = _obj(message.get(kind)) if isinstance(kind, str) and kind in MEDIA else EMPTY
+    reply, button = _interactive_reply(message), _obj(message.get("button"))
     return {
         "message_id": _str(message.get("id")),
         "direction": "inbound",
@@ -49,10 +50,10 @@ def _message_fields(message: dict[str, Any], display: str | None) -> dict[str, A
         "sender": _str(message.get("from")) or display,
         "recipient": display,
         "content_type": _str(kind),
-        "text": _dig(message, "text", "body") or _str(media.get("caption")) or reply.get("title")
-        or _dig(message, "button", "text"),
-        "reaction": _dig(message, "reaction", "emoji"),
-        "interactive_id": reply.get("id") or _dig(message, "button", "payload"),
+        "text": _str(_obj(message.get("text")).get("body")) or _str(media.get("caption")) or reply.get("title")
+        or _str(button.get("text")),
+        "reaction": _str(_obj(message.get("reaction")).get("emoji")),
+        "interactive_id": reply.get("id") or _str(button.get("payload")),
         "media_id": _str(media.get("id")),
         "media_mime_type": _str(media.get("mime_type")),
     }
@@ -70,7 +71,8 @@ def _interactive_reply(message: dict[str, Any]) -> dict[str, str]:
 
 
 def _status_fields(status: dict[str, Any], display: str | None) -> dict[str, Any]:
-    error = _first_item(status, "errors") or {}
+    error = _first_item(status, "errors") or EMPTY
+    conversation, pricing = _obj(status.get("conversation")), _obj(status.get("pricing"))
     return {
         "message_id": _str(status.get("id") or status.get("message_id") or status.get("messsage_id")),
         "direction": "outbound",
@@ -80,10 +82,10 @@ def _status_fields(status: dict[str, Any], display: str | None) -> dict[str, Any
         "recipient": _str(status.get("recipient_id")),
         "error_code": _int(error.get("code")),
         "error_title": _str(error.get("title")),
-        "conversation_id": _dig(status, "conversation", "id"),
-        "conversation_origin": _dig(status, "conversation", "origin", "type"),
-        "pricing_category": _dig(status, "pricing", "category"),
-        "billable": _bool(_dig_raw(status, "pricing", "billable")),
+        "conversation_id": _str(conversation.get("id")),
+        "conversation_origin": _str(_obj(conversation.get("origin")).get("type")),
+        "pricing_category": _str(pricing.get("category")),
+        "billable": _bool(pricing.get("billable")),
     }
 
 
@@ -102,13 +104,7 @@ def _first_item(obj: dict[str, Any], key: str) -> Any:
     return None
 
 
-def _dig_raw(obj: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(key)
-    return obj
-
-
-def _dig(obj: Any, *path: str) -> str | None:
-    return _str(_dig_raw(obj, *path))
+def _obj(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object, else an empty one: a path through a payload goes on
+    with ``.get`` whatever was served where an object was documented."""
+    return value if isinstance(value, dict) else EMPTY

@@ -87,7 +87,7 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
             *ARCHIVER, "--config", str(config), "backfill",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wait_for(_requests_over(fake, random.Random(seed).randint(5, 60)), timeout=60, every=0.01)
-        writers = children(proc.pid, "archiver.db.writer_program")
+        writers = children(proc.pid, "archiver.db.sqlite_writer")
         proc.kill()
         assert await proc.wait() == -signal.SIGKILL
         await wait_for(_all_gone(writers), timeout=30, every=0.05)  # SQLite's writer ends with its parent
@@ -104,14 +104,14 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
 def children(parent: int, program: str) -> list[int]:
     """The pids of ``parent``'s children running ``program``."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for process in Path("/proc").glob("[0-9]*"):
         try:
-            ppid = int(stat.read_text().rsplit(") ", 1)[1].split()[1])
-            command = (stat.parent / "cmdline").read_bytes()
+            ppid = int((process / "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            command = (process / "cmdline").read_bytes()
         except (OSError, IndexError, ValueError):
             continue
         if ppid == parent and program.encode() in command:
-            found.append(int(stat.parent.name))
+            found.append(int(process.name))
     return found
 
 

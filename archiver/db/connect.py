@@ -2,7 +2,7 @@
 
 Users write plain ``sqlite:///…`` and ``postgresql://…`` URLs; the async drivers
 (aiosqlite, asyncpg) are chosen here. SQLite gets WAL, a busy timeout and
-``synchronous=NORMAL`` (crash-safe in WAL mode: ``writer_program.PRAGMAS``, which the
+``synchronous=NORMAL`` (crash-safe in WAL mode: ``sqlite_writer.PRAGMAS``, which the
 writer process's connection gets too), and its file is created 0600 because it holds
 message content.
 """
@@ -21,10 +21,10 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from archiver.db import writer_program
+from archiver.db import sqlite_writer
 from archiver.db.dialect import is_sqlite
 
-SQLITE_BUSY_TIMEOUT_MS = writer_program.BUSY_TIMEOUT_MS
+SQLITE_BUSY_TIMEOUT_MS = sqlite_writer.BUSY_TIMEOUT_MS
 
 
 def async_url(url: str) -> URL:
@@ -63,7 +63,7 @@ def _create_private_file(database: str | None) -> None:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    writer_program.configure(dbapi_connection)
+    sqlite_writer.configure(dbapi_connection)
 
 
 SCHEMA_REVISION = "0009"

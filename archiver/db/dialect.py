@@ -19,9 +19,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver.errors import DatabaseError, one_line
+from archiver.times import sqlite_text
 
-SQLITE_TIME_LENGTH = 26
-"""``YYYY-MM-DD HH:MM:SS.ffffff``: the text form SQLite columns hold and compare."""
 
 
 def is_sqlite(bind: Any) -> bool:
@@ -48,7 +47,7 @@ def stored_time(value: datetime | None, on_sqlite: bool) -> Any:
     if value is None:
         return None
     utc = value if value.tzinfo is timezone.utc else as_utc(value)  # the hot path: already UTC
-    return utc.isoformat(" ", "microseconds")[:SQLITE_TIME_LENGTH] if on_sqlite else utc
+    return sqlite_text(utc) if on_sqlite else utc
 
 
 def time_text(column: Any, on_sqlite: bool) -> Any:

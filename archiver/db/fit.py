@@ -7,6 +7,8 @@ ever. Such a record is quarantined instead (the engine asks here first).
 
 from __future__ import annotations
 
+import operator
+
 from archiver.coerce import INT64, UNSTORABLE
 from archiver.db import models as m
 from archiver.domain import Record
@@ -14,6 +16,7 @@ from archiver.domain import Record
 WIDTHS = [(name, m.records.c[name].type.length) for name in m.EVENT_COLUMNS
           if getattr(m.records.c[name].type, "length", None)]
 KEY_WIDTH = m.records.c.natural_key.type.length
+_bounded = operator.attrgetter(*[name for name, _ in WIDTHS])
 
 
 def unfit_reason(record: Record) -> str | None:
@@ -24,8 +27,7 @@ def unfit_reason(record: Record) -> str | None:
     if (not key.isascii() or "\x00" in key) and UNSTORABLE.search(key):
         return "its id holds characters no database stores (NUL or a lone surrogate)"
     event = record.event
-    for name, width in WIDTHS:
-        value = getattr(event, name)
+    for value, (name, width) in zip(_bounded(event), WIDTHS):
         if value is not None and len(value) > width:
             return f"{name} is longer than {width} characters"
     if event.error_code is not None and event.error_code not in INT64:

@@ -29,7 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from archiver.db.dialect import SQLITE_TIME_LENGTH, is_sqlite, loaded_time, stored_time
+from archiver.db.dialect import is_sqlite, loaded_time, stored_time
+from archiver.times import SQLITE_TIME_LENGTH
 
 metadata = MetaData()
 

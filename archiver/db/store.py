@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from archiver import ledger
 from archiver.db import dialect, models as m, tallies
 from archiver.db.dialect import translated_errors
-from archiver.db.writer import PostgresWriter, Save, SqliteWriter, Window, rows_of
+from archiver.db.writer import PostgresWriter, Save, SqliteWriter, Window
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
 from archiver.ledger import Covered
@@ -74,13 +74,9 @@ class Store:
         checkpoint: datetime | None = None,
         window: Window | None = None,
     ) -> None:
-        """Upsert ``records``; move the checkpoint and log the window in the same transaction.
-        The rows are built before the transaction starts, which holds the database's
-        write lock (SQLite) or a connection (PostgreSQL) for its database work alone."""
+        """Upsert ``records``; move the checkpoint and log the window in the same transaction."""
         now = utcnow()
-        admitted = self.admission.admit(records, now)
-        batch = rows_of(_unique_by_key(admitted), self._writer.time) if admitted else None
-        save = Save((source, account), batch, now, checkpoint, window)
+        save = Save((source, account), _unique_by_key(self.admission.admit(records, now)), now, checkpoint, window)
         if isinstance(self._writer, SqliteWriter):  # no fence: leases are PostgreSQL's
             with translated_errors():
                 await self._writer.save(save)
@@ -88,11 +84,14 @@ class Store:
             await self._save_postgres(self._writer, save)
 
     async def _save_postgres(self, writer: PostgresWriter, save: Save) -> None:
+        """The rows are built before the transaction starts: it holds a connection (and,
+        at its end, the tally's row lock) for its database work alone."""
+        wired = writer.wired(save.records) if save.records else None
         async with self._transaction() as conn:
             if self.fence is not None:
                 await self.fence(conn, *save.owner)
-            if save.batch:
-                await writer.write(conn, save.owner, save.batch, save.now)
+            if wired:
+                await writer.write(conn, save.owner, wired, save.now)
             if save.checkpoint is not None:
                 await self._advance_checkpoint(conn, *save.owner, save.checkpoint, save.now)
             if (w := save.window) is not None:

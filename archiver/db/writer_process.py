@@ -1,4 +1,4 @@
-"""The parent's side of SQLite's writer process (``archiver.db.writer_program``).
+"""The parent's side of SQLite's writer process (``archiver.db.sqlite_writer``).
 
 Started at the first save a ``Store`` makes, one transaction at a time; its answers
 are awaited on the event loop, which never blocks on them.
@@ -15,7 +15,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from archiver.db.writer_program import HEADER, Transaction
+from archiver.db.sqlite_writer import HEADER, SqliteSave
 
 
 class WriterGone(sqlite3.OperationalError):
@@ -23,18 +23,18 @@ class WriterGone(sqlite3.OperationalError):
 
 
 class WriterProcess:
-    """The parent's handle: one transaction at a time, started at the first."""
+    """The parent's handle: one save at a time, started at the first."""
 
     def __init__(self, database: str) -> None:
         self._database = database
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = asyncio.Lock()
 
-    async def run(self, transaction: Transaction) -> None:
-        """Send ``transaction`` and wait until the child has committed it. A cancelled
-        caller still waits for the answer: the next transaction must not read this one's."""
+    async def run(self, save: SqliteSave) -> None:
+        """Send ``save`` and wait until the child has committed it. A cancelled caller
+        still waits for the answer: the next save must not read this one's."""
         async with self._lock:
-            exchange = asyncio.ensure_future(self._exchange(pickle.dumps(transaction, protocol=5)))
+            exchange = asyncio.ensure_future(self._exchange(pickle.dumps(save, protocol=5)))
             try:
                 await asyncio.shield(exchange)
             except asyncio.CancelledError:
@@ -48,7 +48,7 @@ class WriterProcess:
             process.stdin.flush()  # type: ignore[union-attr]
             error = await self._answer(process)
         except (OSError, EOFError, pickle.UnpicklingError):
-            self._forget()  # the next transaction starts another
+            self._forget()  # the next save starts another
             raise WriterGone(f"the SQLite writer process stopped (exit status {process.poll()})") from None
         if error is not None:
             raise error
@@ -56,7 +56,7 @@ class WriterProcess:
     async def _start(self) -> subprocess.Popen[bytes]:
         root = str(Path(__file__).resolve().parents[2])  # so the child imports this archiver, installed or not
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        process = subprocess.Popen([sys.executable, "-m", "archiver.db.writer_program", self._database],
+        process = subprocess.Popen([sys.executable, "-m", "archiver.db.sqlite_writer", self._database],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         weakref.finalize(self, _stop, process)
         try:
@@ -87,7 +87,7 @@ class WriterProcess:
         return pickle.loads(stream.read(HEADER.unpack(header)[0]))
 
     async def close(self) -> None:
-        """End the child, once no transaction is under way, and wait for it to exit."""
+        """End the child, once no save is under way, and wait for it to exit."""
         async with self._lock:
             self._forget()
 

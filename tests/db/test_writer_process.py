@@ -16,10 +16,11 @@ import pytest
 
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
-from archiver.db.writer_program import HEADER, Step, Transaction
+from archiver.db.rows import micros, wire
+from archiver.db.sqlite_writer import HEADER, SqliteSave
 from archiver.errors import DatabaseError
 from tests.cli_helpers import wait_for
-from tests.db.test_writer import status
+from tests.db.test_rows import T, status
 
 
 @pytest.fixture
@@ -113,15 +114,17 @@ async def test_a_database_the_writer_cannot_write_is_a_database_error(tmp_path: 
         await engine.dispose()
 
 
-def test_at_end_of_input_the_writer_commits_what_it_was_given_and_exits(tmp_path: Path) -> None:
-    """What a parent killed with SIGKILL leaves: the transaction it had sent is committed
-    whole, and the writer ends instead of lingering."""
-    database = tmp_path / "a.db"
-    sqlite3.connect(database).execute("CREATE TABLE t (a TEXT)").connection.close()
-    child = subprocess.Popen([sys.executable, "-m", "archiver.db.writer_program", str(database)],
+async def test_at_end_of_input_the_writer_commits_what_it_was_given_and_exits(tmp_path: Path) -> None:
+    """What a parent killed with SIGKILL leaves: the save it had sent is committed whole,
+    and the writer ends instead of lingering."""
+    database = tmp_path / "archive.db"
+    engine = create_engine(f"sqlite:///{database}")
+    await migrate(engine)
+    await engine.dispose()
+    child = subprocess.Popen([sys.executable, "-m", "archiver.db.sqlite_writer", str(database)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    body = pickle.dumps(Transaction([Step("INSERT INTO t (a) VALUES {rows}", (), [["x"], ["y"]])]))
+    body = pickle.dumps(SqliteSave(("sendzen", "default"), micros(T), wire([status("x", "m1", "sent", 1)], micros)))
     child.stdin.write(HEADER.pack(len(body)) + body)  # type: ignore[union-attr]
     child.stdin.close()  # type: ignore[union-attr]
-    assert child.wait(timeout=30) == 0
-    assert sqlite3.connect(database).execute("SELECT a FROM t ORDER BY a").fetchall() == [("x",), ("y",)]
+    assert await asyncio.to_thread(child.wait, 30) == 0
+    assert sqlite3.connect(database).execute("SELECT natural_key FROM records").fetchall() == [("x",)]

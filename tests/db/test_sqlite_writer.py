@@ -1,4 +1,4 @@
-"""The writer process's program, run in this process: statements, transactions, the protocol."""
+"""SQLite's writer program, run in this process: statements, transactions, the protocol."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from archiver.db import writer_program as program
-from archiver.db.writer_program import Step, Transaction
+from archiver.db import sqlite_writer as program
+from archiver.db.sqlite_writer import SqliteSave, Step, Transaction
+from archiver.db.rows import micros, wire
+from tests.db.test_rows import T, status
 
 TABLE = "CREATE TABLE t (a TEXT, b TEXT, c INTEGER, d INTEGER)"
 INSERT = "INSERT INTO t (a, b, c, d) VALUES {rows}"
@@ -61,8 +63,8 @@ def test_a_failed_statement_rolls_the_whole_transaction_back(tmp_path: Path) -> 
     assert handle.execute("SELECT count(*) FROM t").fetchone()[0] == 0 and not handle.in_transaction
 
 
-def frames(*transactions: Transaction) -> io.BytesIO:
-    out = b"".join(program.HEADER.pack(len(body)) + body for body in map(pickle.dumps, transactions))
+def frames(*saves: SqliteSave) -> io.BytesIO:
+    out = b"".join(program.HEADER.pack(len(body)) + body for body in map(pickle.dumps, saves))
     return io.BytesIO(out)
 
 
@@ -74,19 +76,51 @@ def answers(stream: io.BytesIO) -> list[BaseException | None]:
     return found
 
 
-def test_serve_answers_each_transaction_in_order_and_ends_at_end_of_input(tmp_path: Path) -> None:
-    """The first answer says the database opened; then one per transaction, an error as
-    the exception itself (the parent raises it), and the program goes on after it."""
-    connected(tmp_path / "a.db").close()
+def save_of(*records, owner=("sendzen", "default"), checkpoint=None) -> SqliteSave:  # type: ignore[no-untyped-def]
+    return SqliteSave(owner, micros(T), wire(records, micros), checkpoint)
+
+
+def test_a_save_is_one_transaction_of_its_rows_text_index_statuses_tally_checkpoint_and_window() -> None:
+    save = SqliteSave(("sendzen", "shop"), micros(T), wire([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)],
+                                                           micros), micros(T), (micros(T), micros(T), 2, 1))
+    tx = program.transaction(save)
+    assert tx.rows == 2 and tx.count.fixed == ("sendzen", "shop", '["a","b"]') and tx.tally.fixed == ("sendzen", "shop")
+    assert [step.sql for step in tx.steps] == [program.RECORDS, program.TEXT_OUT, program.TEXT_IN, program.MESSAGES,
+                                               program.HISTORY_IN, program.CHECKPOINT, program.COVERAGE]
+    assert [row[0] for row in tx.steps[0].rows] == ["a", "b"]
+    assert tx.steps[0].fixed == ("sendzen", "shop", "2024-05-01 00:00:00.000000", "2024-05-01 00:00:00.000000")
+    assert tx.steps[-2].fixed[2] == "2024-05-01 00:00:00.000000", "the checkpoint in the stored time form"
+
+
+def test_a_save_of_nothing_but_a_checkpoint_counts_nothing() -> None:
+    tx = program.transaction(SqliteSave(("sendzen", "shop"), micros(T), [], micros(T)))
+    assert tx.count is None and tx.tally is None and tx.rows == 0 and len(tx.steps) == 1
+
+
+async def archive(path: Path) -> None:
+    from archiver.db.connect import create_engine, migrate
+
+    engine = create_engine(f"sqlite:///{path}")
+    await migrate(engine)
+    await engine.dispose()
+
+
+async def test_serve_answers_each_save_in_order_and_ends_at_end_of_input(tmp_path: Path) -> None:
+    """The first answer says the database opened; then one per save, an error as the
+    exception itself (the parent raises it), and the program goes on after it."""
+    await archive(tmp_path / "a.db")
     out = io.BytesIO()
     program.serve(str(tmp_path / "a.db"), frames(
-        Transaction([Step(INSERT, ("a", "b"), [[1, 1]])]),
-        Transaction([Step("INSERT INTO missing VALUES (1)", ())]),
-        Transaction([Step(INSERT, ("c", "d"), [[2, 2]])])), out)
+        save_of(status("a", "m1", "sent", 1)),
+        save_of(status("b", "m2", "sent", 1), owner=("sendzen", None)),  # type: ignore[arg-type]  # no account
+        save_of(status("c", "m3", "sent", 1), checkpoint=micros(T))), out)
     got = answers(out)
     assert got[0] is None and got[1] is None and got[3] is None
-    assert isinstance(got[2], sqlite3.OperationalError) and "missing" in str(got[2])
-    assert sqlite3.connect(tmp_path / "a.db").execute("SELECT a FROM t ORDER BY a").fetchall() == [("a",), ("c",)]
+    assert isinstance(got[2], sqlite3.IntegrityError) and "NOT NULL" in str(got[2])
+    db = sqlite3.connect(tmp_path / "a.db")
+    assert db.execute("SELECT natural_key FROM records ORDER BY 1").fetchall() == [("a",), ("c",)]
+    assert db.execute("SELECT records FROM tallies").fetchall() == [(2,)], "the failed save rolled back whole"
+    assert db.execute("SELECT position FROM checkpoints").fetchall() == [("2024-05-01 00:00:00.000000",)]
 
 
 def test_serve_says_why_a_database_cannot_be_opened(tmp_path: Path) -> None:

@@ -1,16 +1,16 @@
-"""The program of SQLite's writer process: every bulk save runs here.
+"""SQLite's writer: the program of a process of its own, where every bulk save runs.
 
 In a thread of the archiver's process, a save competed with the event loop for the
 GIL: ``sqlite3`` binds every value of a statement holding it (a batch is 18,000
 values) and takes it back after each statement, while the loop, busy fetching and
 parsing, held it the rest of the time. The two took turns more than they overlapped
 (a 100k backfill's transactions spent 4.2 s to do 1.7 s of work). Here the parent
-pickles a transaction (a millisecond a batch) and the child does all of it: the
-write lock, the statements, the commit.
+sends the records (``rows.wire``: a millisecond a batch to pickle) and the child does
+the rest: the rows, the write lock, the statements, the commit.
 
-The child is ``python -m archiver.db.writer_program DATABASE`` (started by
+The child is ``python -m archiver.db.sqlite_writer DATABASE`` (started by
 ``archiver.db.writer_process``), and imports nothing heavier than ``sqlite3``. It
-reads length-prefixed pickled ``Transaction``\\ s on stdin and answers each on stdout
+reads length-prefixed pickled ``SqliteSave``\\ s on stdin and answers each on stdout
 once it is committed (or with the error that rolled it back). It ignores SIGINT and
 SIGTERM (a Ctrl-C or a ``systemctl stop`` reaches the whole process group: the parent
 decides when it stops) and ends at end of input, after committing the transaction it
@@ -26,6 +26,10 @@ import struct
 import sys
 from itertools import chain
 from typing import IO, Any, NamedTuple, Sequence
+
+from archiver.db.rows import HISTORY, MESSAGE, ROW, UPDATED, Wired, from_micros, memoized, rows_of
+from archiver.jsoncodec import dumps as jsondumps
+from archiver.times import sqlite_text
 
 BUSY_TIMEOUT_MS = 30_000
 PAGE_SIZE = 8192
@@ -50,6 +54,44 @@ made a 160 MB process; 50-row chunks paid a GIL hand-off per statement, twice th
 HEADER = struct.Struct(">I")
 
 
+PRESENT = ("SELECT count(*) FROM records WHERE source = ?1 AND account = ?2 "
+           "AND natural_key IN (SELECT value FROM json_each(?3))")
+# The text index follows the rows this write changed (new ones have version 1).
+TEXT_OUT = ("DELETE FROM events_text WHERE rowid IN (SELECT id FROM records WHERE source = ?1 AND account = ?2 "
+            "AND natural_key IN (SELECT value FROM json_each(?3)) AND updated_at = ?4 AND version > 1)")
+TEXT_IN = ("INSERT INTO events_text (rowid, text) SELECT id, text FROM records WHERE source = ?1 AND account = ?2 "
+           "AND natural_key IN (SELECT value FROM json_each(?3)) AND updated_at = ?4 AND text IS NOT NULL")
+RECORDS = (f"INSERT INTO records (source, account, first_seen_at, updated_at, {', '.join(ROW)}) VALUES {{rows}} "
+           "ON CONFLICT (source, account, natural_key) DO UPDATE SET updated_at = excluded.updated_at, "
+           f"version = records.version + 1, {', '.join(f'{c} = excluded.{c}' for c in UPDATED)} "
+           "WHERE records.raw != excluded.raw")
+MESSAGES = (f"INSERT INTO messages (source, account, updated_at, {', '.join(MESSAGE)}) VALUES {{rows}} "
+            "ON CONFLICT (source, account, message_id) DO UPDATE SET status = excluded.status, "
+            "status_rank = excluded.status_rank, status_at = excluded.status_at, updated_at = excluded.updated_at "
+            "WHERE messages.status_rank <= excluded.status_rank")
+HISTORY_IN = (f"INSERT INTO status_history (source, account, seen_at, {', '.join(HISTORY)}) VALUES {{rows}} "
+              "ON CONFLICT DO NOTHING")
+# The rest of a save, as ``Store``'s Core statements say it for PostgreSQL.
+TALLY = ("INSERT INTO tallies (source, account, records) VALUES (?1, ?2, ?3) ON CONFLICT (source, account) "
+         "DO UPDATE SET records = tallies.records + excluded.records")
+CHECKPOINT = ("INSERT INTO checkpoints (source, account, position, updated_at) VALUES (?1, ?2, ?3, ?4) "
+              "ON CONFLICT (source, account) DO UPDATE SET position = excluded.position, "
+              "updated_at = excluded.updated_at WHERE checkpoints.position < excluded.position")
+COVERAGE = ("INSERT INTO coverage (source, account, window_from, window_to, records, pages, finished_at) "
+            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+
+
+class SqliteSave(NamedTuple):
+    """One ``Store.save``, as the archiver's process sends it; times as ``rows.micros``."""
+
+    owner: tuple[str, str]
+    now: int
+    records: list[Wired]
+    checkpoint: int | None = None
+    window: tuple[int, int, int, int] | None = None
+    """The coverage-ledger entry it completes: start, end, records, pages."""
+
+
 class Step(NamedTuple):
     """A statement; with ``rows``, ``sql`` is a template whose ``{rows}`` takes a
     ``VALUES`` list: ``fixed`` are its ``?1``… (source, account, the write's time) and
@@ -67,6 +109,31 @@ class Transaction(NamedTuple):
     tally: Step | None = None
     """Adds the batch's new records (``rows`` less ``count``) to the tally: its last parameter."""
     rows: int = 0
+
+
+def time(value: int | None) -> str | None:
+    """A time as SQLite stores it."""
+    return None if value is None else sqlite_text(from_micros(value))
+
+
+def transaction(save: SqliteSave) -> Transaction:
+    """The save's statements; the account's tally goes up by the batch's keys that were
+    not archived before (counted under the write lock)."""
+    owner, now, steps = save.owner, time(save.now), []
+    count = tally = None
+    if save.records:
+        batch = rows_of(save.records, memoized(time))
+        keys = (*owner, jsondumps([row[0] for row in batch.rows]))
+        steps += [Step(RECORDS, (*owner, now, now), batch.rows), Step(TEXT_OUT, (*keys, now)),
+                  Step(TEXT_IN, (*keys, now)), Step(MESSAGES, (*owner, now), batch.messages),
+                  Step(HISTORY_IN, (*owner, now), batch.history)]
+        count, tally = Step(PRESENT, keys), Step(TALLY, owner)
+    if save.checkpoint is not None:
+        steps.append(Step(CHECKPOINT, (*owner, time(save.checkpoint), now)))
+    if save.window is not None:
+        start, end, records, pages = save.window
+        steps.append(Step(COVERAGE, (*owner, time(start), time(end), records, pages, now)))
+    return Transaction(steps, count, tally, len(save.records))
 
 
 def configure(connection: Any) -> None:
@@ -113,7 +180,7 @@ def run(handle: sqlite3.Connection, transaction: Transaction) -> None:
 
 
 def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
-    """Open ``database``, say whether that worked, then run transactions until end of input."""
+    """Open ``database``, say whether that worked, then run saves until end of input."""
     try:
         handle = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         configure(handle)
@@ -121,9 +188,9 @@ def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
         _answer(answers, exc)
         return
     _answer(answers, None)
-    while (transaction := _receive(requests)) is not None:
+    while (save := _receive(requests)) is not None:
         try:
-            run(handle, transaction)
+            run(handle, transaction(save))
         except Exception as exc:  # noqa: BLE001
             _answer(answers, exc)
         else:

@@ -1,0 +1,60 @@
+"""A batch's rows, built from records as they cross to a writer (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, strategies as st
+
+from archiver.db import models as m, rows, sqlite_writer
+from archiver.domain import Event, Record
+
+T = datetime(2024, 5, 1, tzinfo=timezone.utc)
+
+
+def status(key: str, message_id: str, state: str, rank: int, detail: str | None = None) -> Record:
+    event = Event(message_id=message_id, status=state, status_detail=detail, occurred_at=T + timedelta(seconds=rank))
+    return Record(key=key, at=T, raw={"k": key}, event=event, status_rank=rank)
+
+
+def sqlite_batch(records: list[Record]) -> rows.Batch:
+    """As SQLite's writer builds it: wired with microseconds, rows with its stored text."""
+    return rows.rows_of(rows.wire(records, rows.micros), sqlite_writer.time)
+
+
+def test_a_batch_keeps_each_message_newest_status_and_every_status_once() -> None:
+    batch = sqlite_batch([status("a", "m1", "read", 3), status("b", "m1", "sent", 1),
+                          status("c", "m1", "sent", 1, "via x"), status("d", "m2", "delivered", 2),
+                          Record(key="e", at=T, raw={}, event=Event())])
+    assert [row[0] for row in batch.rows] == ["a", "b", "c", "d", "e"]
+    assert [row[-1] for row in batch.rows][:2] == ['{"k":"a"}', '{"k":"b"}'], "raw as compact JSON text"
+    assert batch.messages == [["m1", "read", 3, "2024-05-01 00:00:03.000000"],
+                              ["m2", "delivered", 2, "2024-05-01 00:00:02.000000"]], "forward only, in key order"
+    assert batch.history == [["m1", "read", ""], ["m1", "sent", ""], ["m1", "sent", "via x"], ["m2", "delivered", ""]]
+
+
+def test_a_row_holds_every_column_of_the_statement() -> None:
+    [row] = sqlite_batch([status("a", "m1", "sent", 1)]).rows
+    assert len(row) == len(rows.ROW)
+    values = dict(zip(rows.ROW, row))
+    assert values["record_at"] == "2024-05-01 00:00:00.000000" and values["occurred_at"] == "2024-05-01 00:00:01.000000"
+    assert values["message_id"] == "m1" and values["status"] == "sent" and values["text"] is None
+
+
+def test_unwired_times_reach_the_conversion_as_they_are() -> None:
+    """PostgreSQL's path: no microseconds in between, datetimes straight to its conversion."""
+    [row] = rows.rows_of(rows.wire([status("a", "m1", "sent", 1)]), lambda t: t).rows
+    assert dict(zip(rows.ROW, row))["occurred_at"] == T + timedelta(seconds=1)
+
+
+def test_the_row_names_every_normalized_column_of_the_table() -> None:
+    """The event's fields are the table's columns, times among them, in one order: the
+    writer process knows them without SQLAlchemy, so a new column must be added to both."""
+    assert [*rows.EVENT_PLAIN, *rows.EVENT_TIMES] == [c for c in m.EVENT_COLUMNS if c not in m.EVENT_TIMES] + \
+        list(m.EVENT_TIMES)
+    assert list(rows.EVENT_TIMES) == m.EVENT_TIMES
+
+
+@given(st.datetimes(timezones=st.just(timezone.utc)) | st.datetimes(timezones=st.timezones()))
+def test_microseconds_carry_every_time_exactly(moment: datetime) -> None:
+    assert rows.from_micros(rows.micros(moment)) == moment
