@@ -5,8 +5,9 @@ from another machine): SendZen's concurrent backfill against the sequential one 
 against the sequential floor (pages × latency); PostgreSQL against SQLite; Infobip's
 wall time against the least time its rate limit allows for the same requests.
 
-    python bench/run.py            # full sizes (a few minutes)
-    python bench/run.py --quick    # smaller sizes, for a smoke run
+    python bench/run.py                    # full sizes (a few minutes)
+    python bench/run.py --quick            # smaller sizes, for a smoke run
+    python bench/run.py --bulk-only --peer dlt --rounds 5   # the 100k comparison alone
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Run:
     extra: str = ""
     own_seconds: float = float("nan")
     """The backfill's own time, as its summary says (process start and imports excluded)."""
+    tree_rss_mb: float = float("nan")
+    """The peak of the archiver's and its writer process's RSS together (sampled)."""
 
     @property
     def rate(self) -> float:
@@ -57,29 +60,57 @@ class Run:
 
 # A small fresh process starts the archiver and reports its peak RSS: forked straight from
 # this one (which holds the simulators' data), the child's ru_maxrss would count our pages.
+# Its own peak comes from wait4; the peak of the whole tree (the archiver and SQLite's
+# writer process) from sampling its children's RSS every 50 ms.
 MEASURE = """
-import os, sys, time
+import os, sys, threading, time
+def children(parent):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == parent:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+def rss(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return int(f.read().split("VmRSS:")[1].split()[0])
+    except (OSError, IndexError):
+        return 0
 started = time.monotonic()
 pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ)
+peak, done = [0], threading.Event()
+def sample():
+    tree, rounds = [pid], 0
+    while not done.wait(0.05):
+        if rounds % 10 == 0:  # look for new children twice a second; read the known ones 20 times
+            tree = [pid, *children(pid)]
+        peak[0], rounds = max(peak[0], sum(map(rss, tree))), rounds + 1
+threading.Thread(target=sample, daemon=True).start()
 _, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024)
+done.set()
+print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024, peak[0] / 1024)
 """
 MEASURE_PROGRAM = MEASURE.replace("os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]]",
                                   "os.posix_spawn(sys.argv[1], sys.argv[1:]")
 """The same for another program (the peer's own Python): ``-c MEASURE_PROGRAM program args…``."""
 
 
-def backfill(config: Path) -> tuple[float, float, float]:
-    """Run ``archiver backfill``: its wall seconds, its own peak RSS (MB), and the seconds
-    its summary reports (the command's work without the interpreter's start and imports:
-    the scope of dlt's ``pipeline.run`` figure)."""
+def backfill(config: Path) -> tuple[float, float, float, float]:
+    """Run ``archiver backfill``: its wall seconds, its own peak RSS and its process tree's
+    (MB), and the seconds its summary reports (the command's work without the
+    interpreter's start and imports: the scope of dlt's ``pipeline.run`` figure)."""
     done = subprocess.run([sys.executable, "-c", MEASURE, "-m", "archiver", "--config", str(config),
                            "--log-level", "warning", "backfill"], capture_output=True, text=True)
-    code, seconds, rss = done.stdout.strip().splitlines()[-1].split()
+    code, seconds, rss, tree = done.stdout.strip().splitlines()[-1].split()
     if int(code) != 0:
         raise SystemExit(f"backfill failed: {done.stderr[-2000:]}")
     summary = re.search(r"backfill summary \(([\d.]+)s\)", done.stdout)
-    return float(seconds), float(rss), float(summary.group(1)) if summary else float("nan")
+    return float(seconds), float(rss), float(summary.group(1)) if summary else float("nan"), float(tree)
 
 
 def write_config(path: Path, db_url: str, section: str, base_url: str, **keys: object) -> Path:
@@ -122,16 +153,18 @@ def export_rate(config: Path, records: int) -> float:
     return records / (time.monotonic() - started)
 
 
-async def sendzen_run(label: str, records: int, latency: float, db_url: str, tmp: Path, **keys: object) -> Run:
+async def sendzen_run(label: str, records: int, latency: float, db_url: str, tmp: Path, *, measure: bool = True,
+                      **keys: object) -> Run:
+    """A backfill of ``records`` SendZen logs; ``measure``: its bytes on disk and export rate too."""
     fake = await FakeSendZen(faults=Faults(latency=latency)).start()
     try:
         now = utcnow()
         for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now)):
             fake.add(sendzen_log(i, at))
         config = write_config(tmp / f"{label}.toml", db_url, "sendzen", fake.base_url, **keys)
-        seconds, rss, own = await in_thread(backfill, config)
-        run = Run(label, records, len(fake.requests), seconds, rss, own_seconds=own)
-        if latency == 0:
+        seconds, rss, own, tree = await in_thread(backfill, config)
+        run = Run(label, records, len(fake.requests), seconds, rss, own_seconds=own, tree_rss_mb=tree)
+        if latency == 0 and measure:
             per_record, ratio = await footprint(db_url)
             run.extra = (f"{per_record:,.0f} bytes on disk per record = {ratio:.2f}× its raw JSON; "
                          f"export {export_rate(config, records):,.0f} records/s")
@@ -149,13 +182,13 @@ async def infobip_run(label: str, records: int, pending_every: int, rpm: int, wi
             fake.add(infobip_message(i, at, final=pending_every > 1 and i % pending_every != 0))
         config = write_config(tmp / f"{label}.toml", db_url, "infobip", fake.base_url,
                               requests_per_minute=rpm, window_seconds=window)
-        seconds, rss, _ = await in_thread(backfill, config)
+        seconds, rss, _, tree = await in_thread(backfill, config)
         n = len(fake.requests)
         least = 60.0 * ((n - 1) // rpm)  # the earliest the n-th request may start under the limit
         utilization = least / seconds if least else float("nan")
         return Run(label, records, n, seconds, rss,
                    f"{n / seconds * 60:.0f} req/min; limit-bound time {least:.0f}s → utilization "
-                   f"{utilization:.0%}; 429s served {fake.served.get(429, 0)}")
+                   f"{utilization:.0%}; 429s served {fake.served.get(429, 0)}", tree_rss_mb=tree)
     finally:
         await fake.stop()
 
@@ -164,16 +197,18 @@ PEER_PYTHON = ROOT / ".venv-dlt" / "bin" / "python"
 
 
 async def dlt_run(records: int, tmp: Path) -> Run:
-    """The peer on the same logs: dlt's rest_api source into SQLite (``make bench PEER=dlt``)."""
+    """The peer on the same logs: dlt's rest_api source into SQLite (``make bench PEER=dlt``),
+    into a database (and pipeline state) of its own each time."""
     fake = await FakeSendZen().start()
     try:
         now = utcnow()
         fake.add(*(sendzen_log(i, at) for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now))))
+        database = Path(tempfile.mkdtemp(dir=tmp)) / "dlt.db"
         done = await in_thread(lambda: _run_group(
             [sys.executable, "-c", MEASURE_PROGRAM, str(PEER_PYTHON),
-             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(tmp / "dlt.db")]))
+             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(database)]))
         lines = done.stdout.strip().splitlines()
-        code, seconds, rss = lines[-1].split()
+        code, seconds, rss, _ = lines[-1].split()
         if int(code) != 0:
             raise SystemExit(f"dlt failed: {done.stderr[-2000:]}")
         run_only = float(next(l.split()[1] for l in lines if l.startswith("pipeline.run")))
@@ -229,23 +264,66 @@ async def fetch_only(records: int, windows: int = 8) -> Run:
         await fake.stop()
 
 
-def versus_peer(mine: Run, peer: Run) -> str:
+def versus_peer(mine: Run, rounds: list[Run], peers: list[Run]) -> str:
     """The archiver's records/s over the peer's, whole process (the headline), and on the
-    peer's own scope: its figure times ``pipeline.run`` alone, without its imports."""
-    own = mine.records / mine.own_seconds
-    return (f"{mine.label}: {mine.rate / peer.rate:.2f}× dlt's records/s (whole process); "
-            f"{own / peer.rate:.2f}× on dlt's scope (backfill alone, {mine.own_seconds:.1f}s)")
+    peer's own scope: its figure times ``pipeline.run`` alone, without its imports. Each
+    the median of the rounds' ratios (a round: the peer, then the archiver, minutes apart)."""
+    whole = _median_of(p.seconds / r.seconds for r, p in zip(rounds, peers))
+    scope = _median_of(p.seconds / r.own_seconds for r, p in zip(rounds, peers))
+    return (f"{mine.label}: {whole:.2f}× dlt's records/s (whole process); "
+            f"{scope:.2f}× on dlt's scope (backfill alone, {mine.own_seconds:.1f}s)")
 
 
 def table(runs: list[Run]) -> None:
-    print(f"{'run':<34} {'records':>8} {'requests':>8} {'wall s':>8} {'rec/s':>9} {'peak MB':>8}")
+    """Peak MB: the process's own; with SQLite's writer process, ``+ writer`` adds what
+    the two held together at their peak (sampled)."""
+    print(f"{'run':<38} {'records':>8} {'requests':>8} {'wall s':>8} {'rec/s':>9} {'peak MB':>16}")
     for r in runs:
-        print(f"{r.label:<34} {r.records:>8} {r.requests:>8} {r.seconds:>8.2f} {r.rate:>9.0f} {r.peak_rss_mb:>8.0f}")
+        tree = f" ({r.tree_rss_mb:.0f} w/ writer)" if r.tree_rss_mb == r.tree_rss_mb else ""
+        print(f"{r.label:<38} {r.records:>8} {r.requests:>8} {r.seconds:>8.2f} {r.rate:>9.0f} "
+              f"{r.peak_rss_mb:>5.0f}{tree}")
         if r.extra:
             print(f"    {r.extra}")
 
 
-async def main(quick: bool, peer: str | None) -> None:
+async def bulk_rounds(records: int, rounds: int, peer: str | None, cluster: PostgresCluster, tmp: Path) -> list[Run]:
+    """The archiver on SQLite and on PostgreSQL, and the peer, on the same 100,000 logs,
+    interleaved ``rounds`` times (the machine's speed drifts by ±20 % over an hour): the
+    median round of each, and each ratio as the median of the rounds' own ratios."""
+    unthrottled = {"requests_per_minute": 1_000_000}  # the engine's ceiling, not politeness
+    lites, pgs, peers = [], [], []
+    for n in range(rounds):
+        if peer == "dlt":
+            peers.append(await dlt_run(records, tmp))
+        lites.append(await sendzen_run("sendzen bulk, SQLite", records, 0.0, f"sqlite:///{tmp}/c{n}.db", tmp,
+                                       measure=n == 0, **unthrottled))
+        pgs.append(await sendzen_run("sendzen bulk, PostgreSQL", records, 0.0, cluster.new_database(), tmp,
+                                     measure=n == 0, **unthrottled))
+    lite, pg = _median(lites), _median(pgs)
+    lite.extra, pg.extra = lites[0].extra, pgs[0].extra
+    pg.extra += f"; PostgreSQL wall / SQLite wall = {_median_of(p.seconds / l.seconds for l, p in zip(lites, pgs)):.2f}"
+    if rounds > 1:
+        for run, each in ((lite, lites), (pg, pgs)):
+            run.extra += f"; rounds: {', '.join(f'{r.seconds:.2f}s' for r in each)}"
+    runs = [lite, pg]
+    if peers:
+        other = _median(peers)
+        other.extra = peers[0].extra + (f"; rounds: {', '.join(f'{r.seconds:.2f}s' for r in peers)}" if rounds > 1 else "")
+        other.extra += "".join(f"\n    {versus_peer(mine, theirs, peers)}" for mine, theirs in ((lite, lites), (pg, pgs)))
+        runs.append(other)
+    return runs
+
+
+def _median(runs: list[Run]) -> Run:
+    return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
+
+
+def _median_of(values: object) -> float:
+    ordered = sorted(values)  # type: ignore[call-overload]
+    return ordered[len(ordered) // 2]
+
+
+async def main(quick: bool, peer: str | None, rounds: int, bulk_only: bool) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
     latency = 0.03
     small, big = (2_000, 20_000) if quick else (10_000, 100_000)
@@ -253,32 +331,27 @@ async def main(quick: bool, peer: str | None) -> None:
     cluster.start()
     try:
         runs = []
-        seq = await sendzen_run("sendzen 30ms sequential", small, latency, f"sqlite:///{tmp}/a.db", tmp,
-                                max_concurrency=1, requests_per_minute=1_000_000)
-        conc = await sendzen_run("sendzen 30ms concurrency=8", small, latency, f"sqlite:///{tmp}/b.db", tmp,
-                                 max_concurrency=8, requests_per_minute=1_000_000)
-        # the floor counts the pages of the sequential walk, not the concurrent run's
-        # (smaller windows near the end add a few partial pages, which must not flatter it)
-        floor = min(seq.requests, conc.requests) * latency
-        conc.extra = (f"sequential floor (pages × latency) {floor:.1f}s → wall/floor {conc.seconds / floor:.2f}; "
-                      f"{seq.seconds / conc.seconds:.1f}× faster than sequential")
-        seq.extra = f"wall/floor {seq.seconds / (seq.requests * latency):.2f}"
-        runs += [seq, conc]
-        unthrottled = {"requests_per_minute": 1_000_000}  # the engine's ceiling, not politeness
-        lite = await sendzen_run("sendzen bulk, SQLite", big, 0.0, f"sqlite:///{tmp}/c.db", tmp, **unthrottled)
-        pg = await sendzen_run("sendzen bulk, PostgreSQL", big, 0.0, cluster.new_database(), tmp, **unthrottled)
-        pg.extra += f"; PostgreSQL wall / SQLite wall = {pg.seconds / lite.seconds:.2f}"
+        if not bulk_only:
+            seq = await sendzen_run("sendzen 30ms sequential", small, latency, f"sqlite:///{tmp}/a.db", tmp,
+                                    max_concurrency=1, requests_per_minute=1_000_000)
+            conc = await sendzen_run("sendzen 30ms concurrency=8", small, latency, f"sqlite:///{tmp}/b.db", tmp,
+                                     max_concurrency=8, requests_per_minute=1_000_000)
+            # the floor counts the pages of the sequential walk, not the concurrent run's
+            # (smaller windows near the end add a few partial pages, which must not flatter it)
+            floor = min(seq.requests, conc.requests) * latency
+            conc.extra = (f"sequential floor (pages × latency) {floor:.1f}s → wall/floor {conc.seconds / floor:.2f}; "
+                          f"{seq.seconds / conc.seconds:.1f}× faster than sequential")
+            seq.extra = f"wall/floor {seq.seconds / (seq.requests * latency):.2f}"
+            runs += [seq, conc]
         ceiling = await fetch_only(big)
-        lite.extra += f"; {ceiling.rate / lite.rate:.1f}× below the fetch-only ceiling"
-        runs += [ceiling, lite, pg]
-        if peer == "dlt":
-            other = await dlt_run(big, tmp)
-            other.extra += "".join(f"\n    {versus_peer(mine, other)}" for mine in (lite, pg))
-            runs.append(other)
-        rpm = 120 if quick else 60
-        # a campaign still pending: ~140 re-reads by messageId, more than two minutes of budget
-        runs.append(await infobip_run(f"infobip rpm={rpm}, all pending", 20_000, 1, rpm, 3600,
-                                      f"sqlite:///{tmp}/d.db", tmp))
+        bulk = await bulk_rounds(big, rounds, peer, cluster, tmp)
+        bulk[0].extra += f"; {ceiling.rate / bulk[0].rate:.1f}× below the fetch-only ceiling"
+        runs += [ceiling, *bulk]
+        if not bulk_only:
+            rpm = 120 if quick else 60
+            # a campaign still pending: ~140 re-reads by messageId, more than two minutes of budget
+            runs.append(await infobip_run(f"infobip rpm={rpm}, all pending", 20_000, 1, rpm, 3600,
+                                          f"sqlite:///{tmp}/d.db", tmp))
         table(runs)
     finally:
         cluster.stop()
@@ -288,5 +361,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--peer", choices=["dlt"], help="also run the peer (its virtualenv: make bench PEER=dlt)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the 100k comparison (median)")
+    parser.add_argument("--bulk-only", action="store_true", help="only the 100k comparison and its ceiling")
     args = parser.parse_args()
-    asyncio.run(main(args.quick, args.peer))
+    asyncio.run(main(args.quick, args.peer, args.rounds, args.bulk_only))

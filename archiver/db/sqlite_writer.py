@@ -45,7 +45,7 @@ PRAGMAS = (
 )
 """Every connection to an archive, the pool's and the writer's, is set up so."""
 
-CHUNK = 256
+CHUNK = 64
 """Most rows in one ``VALUES`` statement. Every statement size is prepared and cached by
 sqlite3 with its bytecode (about 1 KB a row), so a batch goes as full chunks and the
 rest in power-of-two pieces: a dozen sizes in all. Arbitrary sizes (up to 800 rows)
