@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -277,6 +278,7 @@ async def main(quick: bool) -> None:
               f"account it used to run: {st['count']:.2f}s → ×{st['count'] / st['status']:.0f}")
     finally:
         cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

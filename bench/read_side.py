@@ -16,6 +16,7 @@ import asyncio
 import random
 import statistics
 import sys
+import shutil
 import tempfile
 import time
 from datetime import timedelta
@@ -268,21 +269,25 @@ async def bench(label: str, url: str, messages: int, repeat: int, tmp: Path) -> 
             print(line)
     finally:
         await runner.cleanup()
+        await store.close()
         await engine.dispose()
 
 
 async def main(messages: int, sqlite_only: bool, repeat: int) -> None:
     logs.configure("console", "warning")
     tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-read-"))
-    await bench("SQLite", f"sqlite:///{tmp}/read.db", messages, repeat, tmp)
-    if sqlite_only:
-        return
-    cluster = PostgresCluster()
-    cluster.start()
     try:
-        await bench("PostgreSQL", cluster.new_database(), messages, repeat, tmp)
+        await bench("SQLite", f"sqlite:///{tmp}/read.db", messages, repeat, tmp)
+        if sqlite_only:
+            return
+        cluster = PostgresCluster()
+        cluster.start()
+        try:
+            await bench("PostgreSQL", cluster.new_database(), messages, repeat, tmp)
+        finally:
+            cluster.stop()
     finally:
-        cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

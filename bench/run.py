@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -355,6 +356,7 @@ async def main(quick: bool, peer: str | None, rounds: int, bulk_only: bool) -> N
         table(runs)
     finally:
         cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # a run leaves 2 GB of archives behind otherwise
 
 
 if __name__ == "__main__":

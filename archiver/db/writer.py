@@ -113,16 +113,17 @@ def _json_rows(rows: list[Any]) -> str:
 
 def _upserts() -> str:
     """The statement (see ``PostgresWriter``). A batch row ``v`` is a wired record without
-    its raw text: ``v->>0`` the key, ``v->>1`` the position, ``v->2`` the plain values,
-    ``v->3`` the times, ``v->>4`` the status rank."""
+    its raw text: ``v->>0`` the key, ``v->>1`` the position, ``p = v->2`` the plain values,
+    ``t = v->3`` the times (each taken out once a row, not once a column), ``v->>4`` the
+    status rank."""
     values = ["v->>0", "CAST(v->>1 AS timestamptz)",
-              *[_cast(f"v->2->>{i}", m.records.c[name]) for i, name in enumerate(EVENT_PLAIN)],
-              *[f"CAST(v->3->>{i} AS timestamptz)" for i in range(len(EVENT_TIMES))], "CAST(raw AS json)"]
-    message_id, status = f"v->2->>{MESSAGE_ID}", f"v->2->>{STATUS}"
+              *[_cast(f"p->>{i}", m.records.c[name]) for i, name in enumerate(EVENT_PLAIN)],
+              *[f"CAST(t->>{i} AS timestamptz)" for i in range(len(EVENT_TIMES))], "CAST(raw AS json)"]
+    message_id, status = f"p->>{MESSAGE_ID}", f"p->>{STATUS}"
     reached = f"{message_id} <> '' AND {status} <> ''"
     return f"""
 WITH batch AS MATERIALIZED (
-    SELECT b.value AS v, b.raw, b.n
+    SELECT b.value AS v, b.value->2 AS p, b.value->3 AS t, b.raw, b.n
     FROM ROWS FROM (jsonb_array_elements(CAST(:rows AS jsonb)), unnest(:raws)) WITH ORDINALITY AS b(value, raw, n)
 ), written AS (
     INSERT INTO records (source, account, first_seen_at, updated_at, {", ".join(ROW)})
@@ -134,7 +135,7 @@ WITH batch AS MATERIALIZED (
 ), statuses AS (
     INSERT INTO messages (source, account, updated_at, {", ".join(MESSAGE)})
     SELECT DISTINCT ON ({message_id}) :source, :account, :now, {message_id}, {status}, CAST(v->>4 AS integer),
-        CAST(v->3->>{OCCURRED} AS timestamptz)
+        CAST(t->>{OCCURRED} AS timestamptz)
     FROM batch WHERE {reached}
     ORDER BY {message_id}, CAST(v->>4 AS integer) DESC, n DESC
     ON CONFLICT (source, account, message_id) DO UPDATE SET status = excluded.status,
@@ -142,7 +143,7 @@ WITH batch AS MATERIALIZED (
     WHERE messages.status_rank <= excluded.status_rank
 ), reached AS (
     INSERT INTO status_history (source, account, seen_at, {", ".join(HISTORY)})
-    SELECT DISTINCT :source, :account, :now, {message_id}, {status}, coalesce(v->2->>{STATUS_DETAIL}, '')
+    SELECT DISTINCT :source, :account, :now, {message_id}, {status}, coalesce(p->>{STATUS_DETAIL}, '')
     FROM batch WHERE {reached} ORDER BY 4, 5, 6
     ON CONFLICT DO NOTHING
 )
