@@ -40,8 +40,10 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = async_url(url)
     if parsed.get_backend_name() == "sqlite":
         _create_private_file(parsed.database)
-        # One connection: SQLite allows one writer at a time anyway, and queueing writers
-        # in Python is far cheaper than letting them collide in SQLite's busy handler.
+        # One connection: SQLite allows one writer at a time anyway, and queueing this
+        # process's writers in Python is far cheaper than letting them collide in SQLite's
+        # busy handler. (Bulk saves go through the writer process's connection, which
+        # waits there, in its own process, while this one holds the lock for a moment.)
         # (``config`` refuses in-memory URLs, whose pool would share one connection.)
         pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}

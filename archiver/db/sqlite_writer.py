@@ -48,8 +48,9 @@ PRAGMAS = (
 CHUNK = 64
 """Most rows in one ``VALUES`` statement. Every statement size is prepared and cached by
 sqlite3 with its bytecode (about 1 KB a row), so a batch goes as full chunks and the
-rest in power-of-two pieces: a dozen sizes in all. Arbitrary sizes (up to 800 rows)
-made a 160 MB process; 50-row chunks paid a GIL hand-off per statement, twice the time."""
+rest in power-of-two pieces: seven sizes a table. Arbitrary sizes (up to 800 rows) made
+a 160 MB process. In this process no GIL is shared, so smaller statements cost no time
+(measured: 64 rows as fast as 256) and keep the statement cache 2 MB smaller."""
 
 HEADER = struct.Struct(">I")
 

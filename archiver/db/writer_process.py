@@ -1,7 +1,9 @@
 """The parent's side of SQLite's writer process (``archiver.db.sqlite_writer``).
 
-Started at the first save a ``Store`` makes, one transaction at a time; its answers
-are awaited on the event loop, which never blocks on them.
+Started at the first save a ``Store`` makes; one save at a time. A save is written to
+the child's stdin at once (half a megabyte: the child is always reading when one is
+sent, so this takes a fraction of a millisecond), and its answer is awaited on the event
+loop, which goes on fetching meanwhile.
 """
 
 from __future__ import annotations
