@@ -58,3 +58,15 @@ def test_the_row_names_every_normalized_column_of_the_table() -> None:
 @given(st.datetimes(timezones=st.just(timezone.utc)) | st.datetimes(timezones=st.timezones()))
 def test_microseconds_carry_every_time_exactly(moment: datetime) -> None:
     assert rows.from_micros(rows.micros(moment)) == moment
+
+
+def test_wired_times_follow_event_times_whichever_way_they_are_converted() -> None:
+    """``wire`` spells the three times out (its hot loop): they must stay in EVENT_TIMES' order."""
+    event = Event(occurred_at=T + timedelta(seconds=1), done_at=T + timedelta(seconds=2),
+                  created_at=T + timedelta(seconds=3))
+    record = Record(key="a", at=T, raw={}, event=event)
+    expected = tuple(getattr(event, name) for name in rows.EVENT_TIMES)
+    assert rows.wire([record])[0][3] == expected
+    assert rows.wire([record], rows.micros)[0][3] == tuple(map(rows.micros, expected))
+    same = Record(key="b", at=T, raw={}, event=Event(created_at=T))
+    assert rows.wire([same], rows.micros)[0][3] == (None, None, rows.micros(T)), "a position that is its created_at"
