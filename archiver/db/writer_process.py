@@ -56,9 +56,11 @@ class WriterProcess:
             raise error
 
     async def _start(self) -> subprocess.Popen[bytes]:
-        root = str(Path(__file__).resolve().parents[2])  # so the child imports this archiver, installed or not
+        # The child imports this very archiver, installed or not: its root first, and not the
+        # working directory, which ``-m`` would put before it (``-P``).
+        root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        process = subprocess.Popen([sys.executable, "-m", "archiver.db.sqlite_writer", self._database],
+        process = subprocess.Popen([sys.executable, "-P", "-m", "archiver.db.sqlite_writer", self._database],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         weakref.finalize(self, _stop, process)
         try:

@@ -128,3 +128,15 @@ async def test_at_end_of_input_the_writer_commits_what_it_was_given_and_exits(tm
     child.stdin.close()  # type: ignore[union-attr]
     assert await asyncio.to_thread(child.wait, 30) == 0
     assert sqlite3.connect(database).execute("SELECT natural_key FROM records").fetchall() == [("x",)]
+
+
+async def test_the_writer_runs_this_archiver_whatever_the_working_directory_holds(
+        sqlite_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory named ``archiver`` where the daemon runs (another checkout) is not
+    what the writer imports: it would not read this version's saves."""
+    impostor = tmp_path / "elsewhere" / "archiver"
+    (impostor / "db").mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise SystemExit('the wrong archiver')\n")
+    monkeypatch.chdir(impostor.parent)
+    await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    assert await sqlite_store.count_records("sendzen", "default") == 1
