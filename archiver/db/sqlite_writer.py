@@ -200,10 +200,14 @@ def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 def _receive(stream: IO[bytes]) -> Any:
+    """The next save, or None at end of input (a parent killed halfway through sending
+    one leaves a short frame: nothing of it is run)."""
     header = stream.read(HEADER.size)
     if len(header) < HEADER.size:
         return None
-    return pickle.loads(stream.read(HEADER.unpack(header)[0]))
+    size = HEADER.unpack(header)[0]
+    body = stream.read(size)
+    return pickle.loads(body) if len(body) == size else None
 
 
 def _answer(stream: IO[bytes], error: BaseException | None) -> None:

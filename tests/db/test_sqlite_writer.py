@@ -123,6 +123,19 @@ async def test_serve_answers_each_save_in_order_and_ends_at_end_of_input(tmp_pat
     assert db.execute("SELECT position FROM checkpoints").fetchall() == [("2024-05-01 00:00:00.000000",)]
 
 
+async def test_a_save_cut_off_in_the_middle_is_not_run(tmp_path: Path) -> None:
+    """What a parent killed while sending leaves: the frames before it are run, the short
+    one is not, and the program ends as at end of input."""
+    await archive(tmp_path / "a.db")
+    whole = frames(save_of(status("a", "m1", "sent", 1))).getvalue()
+    cut = frames(save_of(status("b", "m2", "sent", 1))).getvalue()
+    out = io.BytesIO()
+    program.serve(str(tmp_path / "a.db"), io.BytesIO(whole + cut[:len(cut) // 2]), out)
+    assert answers(out) == [None, None], "opened, the first save; nothing for the cut one"
+    db = sqlite3.connect(tmp_path / "a.db")
+    assert db.execute("SELECT natural_key FROM records").fetchall() == [("a",)]
+
+
 def test_serve_says_why_a_database_cannot_be_opened(tmp_path: Path) -> None:
     out = io.BytesIO()
     program.serve(str(tmp_path / "no such dir" / "a.db"), io.BytesIO(), out)
