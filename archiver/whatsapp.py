@@ -8,7 +8,8 @@ an exception, and the caller keeps the raw record whatever happens here.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from archiver import jsoncodec
 from archiver.coerce import boolean as _bool
@@ -18,7 +19,8 @@ from archiver.coerce import text as _str
 STATUS_RANK = {"received": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 """sent < delivered < read; failed is terminal, so it outranks everything."""
 MEDIA = frozenset(("image", "video", "audio", "document", "sticker"))
-EMPTY: dict[str, Any] = {}  # never written to
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+"""What an absent or malformed object reads as: ``.get`` finds nothing in it."""
 
 
 def parse_payload(payload: Any) -> tuple[dict[str, Any], str | None]:
@@ -104,7 +106,7 @@ def _first_item(obj: dict[str, Any], key: str) -> Any:
     return None
 
 
-def _obj(value: Any) -> dict[str, Any]:
+def _obj(value: Any) -> Mapping[str, Any]:
     """``value`` if it is an object, else an empty one: a path through a payload goes on
     with ``.get`` whatever was served where an object was documented."""
     return value if isinstance(value, dict) else EMPTY

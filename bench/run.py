@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -38,6 +39,7 @@ from archiver.db.dialect import is_sqlite  # noqa: E402
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread  # noqa: E402
 from archiver.sources.sendzen.ticks import datetime_to_ticks  # noqa: E402
 from archiver.times import utcnow  # noqa: E402
+from tests.fakes.peak_rss import reading  # noqa: E402
 from tests.pgcluster import PostgresCluster  # noqa: E402
 
 
@@ -59,59 +61,23 @@ class Run:
         return self.records / self.seconds if self.seconds else 0.0
 
 
-# A small fresh process starts the archiver and reports its peak RSS: forked straight from
-# this one (which holds the simulators' data), the child's ru_maxrss would count our pages.
-# Its own peak comes from wait4; the peak of the whole tree (the archiver and SQLite's
-# writer process) from sampling its children's RSS every 50 ms.
-MEASURE = """
-import os, sys, threading, time
-def children(parent):
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(") ", 1)[1].split()[1]) == parent:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-def rss(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            return int(f.read().split("VmRSS:")[1].split()[0])
-    except (OSError, IndexError):
-        return 0
-started = time.monotonic()
-pid = os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]], os.environ)
-peak, done = [0], threading.Event()
-def sample():
-    tree, rounds = [pid], 0
-    while not done.wait(0.05):
-        if rounds % 10 == 0:  # look for new children twice a second; read the known ones 20 times
-            tree = [pid, *children(pid)]
-        peak[0], rounds = max(peak[0], sum(map(rss, tree))), rounds + 1
-threading.Thread(target=sample, daemon=True).start()
-_, status, usage = os.wait4(pid, 0)
-done.set()
-print(os.waitstatus_to_exitcode(status), time.monotonic() - started, usage.ru_maxrss / 1024, peak[0] / 1024)
-"""
-MEASURE_PROGRAM = MEASURE.replace("os.posix_spawn(sys.executable, [sys.executable, *sys.argv[1:]]",
-                                  "os.posix_spawn(sys.argv[1], sys.argv[1:]")
-"""The same for another program (the peer's own Python): ``-c MEASURE_PROGRAM program args…``."""
+MEASURE = [sys.executable, "-m", "tests.fakes.peak_rss"]
+"""Runs a command in a small fresh process of its own and says its peak RSS, its process
+tree's (with SQLite's writer process) and its wall time (``tests/fakes/peak_rss.py``)."""
 
 
 def backfill(config: Path) -> tuple[float, float, float, float]:
     """Run ``archiver backfill``: its wall seconds, its own peak RSS and its process tree's
     (MB), and the seconds its summary reports (the command's work without the
     interpreter's start and imports: the scope of dlt's ``pipeline.run`` figure)."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, "-m", "archiver", "--config", str(config),
-                           "--log-level", "warning", "backfill"], capture_output=True, text=True)
-    code, seconds, rss, tree = done.stdout.strip().splitlines()[-1].split()
-    if int(code) != 0:
+    done = subprocess.run([*MEASURE, "-m", "archiver", "--config", str(config), "--log-level", "warning",
+                           "backfill"], capture_output=True, text=True, cwd=ROOT)
+    if done.returncode != 0:
         raise SystemExit(f"backfill failed: {done.stderr[-2000:]}")
+    measured = reading(done.stderr)
     summary = re.search(r"backfill summary \(([\d.]+)s\)", done.stdout)
-    return float(seconds), float(rss), float(summary.group(1)) if summary else float("nan"), float(tree)
+    return (measured["seconds"], measured["peak_rss_kb"] / 1024, float(summary.group(1)) if summary else float("nan"),
+            measured["tree_rss_kb"] / 1024)
 
 
 def write_config(path: Path, db_url: str, section: str, base_url: str, **keys: object) -> Path:
@@ -206,15 +172,15 @@ async def dlt_run(records: int, tmp: Path) -> Run:
         fake.add(*(sendzen_log(i, at) for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now))))
         database = Path(tempfile.mkdtemp(dir=tmp)) / "dlt.db"
         done = await in_thread(lambda: _run_group(
-            [sys.executable, "-c", MEASURE_PROGRAM, str(PEER_PYTHON),
-             str(ROOT / "bench" / "peer_dlt.py"), fake.base_url, "sz-test-key", str(database)]))
-        lines = done.stdout.strip().splitlines()
-        code, seconds, rss, _ = lines[-1].split()
-        if int(code) != 0:
+            [*MEASURE, "--program", str(PEER_PYTHON), str(ROOT / "bench" / "peer_dlt.py"), fake.base_url,
+             "sz-test-key", str(database)]))
+        if done.returncode != 0:
             raise SystemExit(f"dlt failed: {done.stderr[-2000:]}")
-        run_only = float(next(l.split()[1] for l in lines if l.startswith("pipeline.run")))
-        return Run("dlt rest_api → SQLite (merge)", records, len(fake.requests), run_only, float(rss),
-                   f"whole process {float(seconds):.1f}s; the figure is pipeline.run alone")
+        measured = reading(done.stderr)
+        run_only = float(next(l.split()[1] for l in done.stdout.splitlines() if l.startswith("pipeline.run")))
+        return Run("dlt rest_api → SQLite (merge)", records, len(fake.requests), run_only,
+                   measured["peak_rss_kb"] / 1024, f"whole process {measured['seconds']:.1f}s; "
+                   "the figure is pipeline.run alone")
     finally:
         await fake.stop()
 
@@ -223,7 +189,7 @@ def _run_group(command: list[str], timeout: float = 900) -> subprocess.Completed
     """Run ``command`` in its own process group; past ``timeout`` the whole group is
     killed (the peer runs as a grandchild: once, left behind, it spun at 100 % CPU and
     skewed every later measurement)."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             start_new_session=True)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -319,8 +285,8 @@ def _median(runs: list[Run]) -> Run:
     return sorted(runs, key=lambda r: r.seconds)[len(runs) // 2]
 
 
-def _median_of(values: object) -> float:
-    ordered = sorted(values)  # type: ignore[call-overload]
+def _median_of(values: Iterable[float]) -> float:
+    ordered = sorted(values)
     return ordered[len(ordered) // 2]
 
 

@@ -24,6 +24,7 @@ from archiver.http import retry_after_seconds
 
 from archiver.simulator import infobip_message, sendzen_log, spread
 from archiver.times import utcnow
+from tests.fakes.peak_rss import reading
 from tests.cli_helpers import Completed, cli_env, read_until, start_daemon
 from tests.fakes.hostile import HostileServer, gzip_bomb, stream
 from tests.helpers import free_port, write_config
@@ -33,7 +34,7 @@ NOW = utcnow()
 
 
 async def run(config: Path, *args: str, timeout: float = 120, measure: bool = False) -> Completed:
-    """The real command (fast retries), to completion; with ``measure``, its peak RSS is
+    """The real command (fast retries), to completion; with ``measure``, its memory is
     the last stderr line (see ``tests/fakes/peak_rss.py``)."""
     wrapper = ["-m", "tests.fakes.peak_rss"] if measure else []
     proc = await asyncio.create_subprocess_exec(
@@ -44,7 +45,8 @@ async def run(config: Path, *args: str, timeout: float = 120, measure: bool = Fa
 
 
 def peak_rss_mb(done: Completed) -> float:
-    mb = int(done.stderr.strip().splitlines()[-1].split("=")[1]) / 1024
+    """The archiver's and its SQLite writer's peak together: SPEC bounds the backfill's memory."""
+    mb = reading(done.stderr)["tree_rss_kb"] / 1024
     print(f"peak RSS {mb:.0f} MB")
     return mb
 

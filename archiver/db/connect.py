@@ -24,9 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from archiver.db import sqlite_writer
 from archiver.db.dialect import is_sqlite
 
-SQLITE_BUSY_TIMEOUT_MS = sqlite_writer.BUSY_TIMEOUT_MS
-
-
 def async_url(url: str) -> URL:
     parsed = make_url(url)
     if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
@@ -45,8 +42,8 @@ def create_engine(url: str) -> AsyncEngine:
         # busy handler. (Bulk saves go through the writer process's connection, which
         # waits there, in its own process, while this one holds the lock for a moment.)
         # (``config`` refuses in-memory URLs, whose pool would share one connection.)
-        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        pool = {"pool_size": 1, "max_overflow": 0, "pool_timeout": sqlite_writer.BUSY_TIMEOUT_MS / 1000}
+        connect_args = {"timeout": sqlite_writer.BUSY_TIMEOUT_MS / 1000}
         engine = create_async_engine(parsed, connect_args=connect_args, **pool)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

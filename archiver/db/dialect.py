@@ -22,7 +22,6 @@ from archiver.errors import DatabaseError, one_line
 from archiver.times import sqlite_text
 
 
-
 def is_sqlite(bind: Any) -> bool:
     """``bind``: an engine, a connection or a dialect."""
     return getattr(bind, "dialect", bind).name == "sqlite"

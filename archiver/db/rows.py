@@ -63,11 +63,10 @@ def wire(records: Sequence[Record], time: Callable[[datetime | None], Any] | Non
     return wired
 
 
-def rows_of(records: Sequence[Wired], convert: Callable[[Any], Any]) -> Batch:
+def rows_of(records: Sequence[Wired], time: Callable[[Any], Any]) -> Batch:
     """The batch's rows, and each message's newest status (status only moves forward)
-    and the statuses it reached (each once). ``convert`` turns a time into the database's
+    and the statuses it reached (each once). ``time`` turns a time into the database's
     (``memoized``, where that costs more than a dict lookup)."""
-    time = convert
     rows, best, history = [], {}, {}
     for key, at, plain, times, rank, raw in records:
         rows.append([key, time(at), *plain, *map(time, times), raw])

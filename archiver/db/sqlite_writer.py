@@ -105,10 +105,9 @@ class Step(NamedTuple):
 
 class Transaction(NamedTuple):
     steps: list[Step]
-    count: Step | None = None
-    """Counts the batch's keys already archived; run first, under the write lock."""
-    tally: Step | None = None
-    """Adds the batch's new records (``rows`` less ``count``) to the tally: its last parameter."""
+    keys: tuple[str, str, str] | None = None
+    """Source, account and the batch's natural keys (a JSON list): counted under the write
+    lock before the steps run (``PRESENT``), so the tally goes up by the new ones only."""
     rows: int = 0
 
 
@@ -121,20 +120,19 @@ def transaction(save: SqliteSave) -> Transaction:
     """The save's statements; the account's tally goes up by the batch's keys that were
     not archived before (counted under the write lock)."""
     owner, now, steps = save.owner, time(save.now), []
-    count = tally = None
+    keys = None
     if save.records:
         batch = rows_of(save.records, memoized(time))
         keys = (*owner, jsondumps([row[0] for row in batch.rows]))
         steps += [Step(RECORDS, (*owner, now, now), batch.rows), Step(TEXT_OUT, (*keys, now)),
                   Step(TEXT_IN, (*keys, now)), Step(MESSAGES, (*owner, now), batch.messages),
                   Step(HISTORY_IN, (*owner, now), batch.history)]
-        count, tally = Step(PRESENT, keys), Step(TALLY, owner)
     if save.checkpoint is not None:
         steps.append(Step(CHECKPOINT, (*owner, time(save.checkpoint), now)))
     if save.window is not None:
         start, end, records, pages = save.window
         steps.append(Step(COVERAGE, (*owner, time(start), time(end), records, pages, now)))
-    return Transaction(steps, count, tally, len(save.records))
+    return Transaction(steps, keys, len(save.records))
 
 
 def configure(connection: Any) -> None:
@@ -162,17 +160,15 @@ def values(step: Step) -> list[tuple[str, tuple[Any, ...]]]:
 def run(handle: sqlite3.Connection, transaction: Transaction) -> None:
     """The write lock first (waiting for another process happens here), the keys already
     present counted under it, every statement, the tally, the commit; or a rollback."""
+    keys = transaction.keys
     handle.execute("BEGIN IMMEDIATE")
     try:
-        present = 0
-        if transaction.count is not None:
-            present = handle.execute(transaction.count.sql, transaction.count.fixed).fetchone()[0]
+        present = handle.execute(PRESENT, keys).fetchone()[0] if keys else 0
         for step in transaction.steps:
             for sql, params in values(step):
                 handle.execute(sql, params)
-        fresh = transaction.rows - present
-        if transaction.tally is not None and fresh:
-            handle.execute(transaction.tally.sql, (*transaction.tally.fixed, fresh))
+        if keys and (fresh := transaction.rows - present):
+            handle.execute(TALLY, (*keys[:2], fresh))
         handle.execute("COMMIT")
     except BaseException:
         if handle.in_transaction:

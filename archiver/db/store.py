@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from archiver import ledger
 from archiver.db import dialect, models as m, tallies
 from archiver.db.dialect import translated_errors
+from archiver.db.rows import wire
 from archiver.db.writer import PostgresWriter, Save, SqliteWriter, Window
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
@@ -86,7 +87,7 @@ class Store:
     async def _save_postgres(self, writer: PostgresWriter, save: Save) -> None:
         """The rows are built before the transaction starts: it holds a connection (and,
         at its end, the tally's row lock) for its database work alone."""
-        wired = writer.wired(save.records) if save.records else None
+        wired = wire(save.records) if save.records else None
         async with self._transaction() as conn:
             if self.fence is not None:
                 await self.fence(conn, *save.owner)

@@ -91,11 +91,6 @@ class PostgresWriter:
             bindparam("now", type_=DateTime(timezone=True)), bindparam("rows", type_=Text()),
             bindparam("raws", type_=postgresql.ARRAY(Text())))
 
-    @staticmethod
-    def wired(records: Sequence[Record]) -> list[Wired]:
-        """Built before the transaction starts: it holds a connection for its database work alone."""
-        return wire(records)
-
     async def write(self, conn: AsyncConnection, owner: tuple[str, str], wired: list[Wired], now: datetime) -> None:
         """Upsert the batch and add its new records to the account's tally."""
         await conn.execute(self._statement, {

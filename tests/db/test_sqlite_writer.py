@@ -41,19 +41,7 @@ def test_a_step_without_rows_is_one_statement_and_no_rows_is_none() -> None:
 def connected(path: Path) -> sqlite3.Connection:
     handle = sqlite3.connect(path, isolation_level=None)
     handle.execute(TABLE)
-    handle.execute("CREATE TABLE tally (n INTEGER)")
     return handle
-
-
-def test_a_transaction_counts_what_was_there_before_and_tallies_the_rest(tmp_path: Path) -> None:
-    handle = connected(tmp_path / "a.db")
-    handle.execute("INSERT INTO t VALUES ('old', 'x', 0, 0)")
-    program.run(handle, Transaction(
-        [Step(INSERT, ("new",), [["x", 1, 1], ["x", 2, 2]])],
-        count=Step("SELECT count(*) FROM t WHERE a = ?1", ("old",)),
-        tally=Step("INSERT INTO tally (n) VALUES (?1)", ()), rows=3))
-    assert handle.execute("SELECT count(*) FROM t").fetchone()[0] == 3
-    assert handle.execute("SELECT n FROM tally").fetchall() == [(2,)], "three rows, one already archived"
 
 
 def test_a_failed_statement_rolls_the_whole_transaction_back(tmp_path: Path) -> None:
@@ -84,7 +72,7 @@ def test_a_save_is_one_transaction_of_its_rows_text_index_statuses_tally_checkpo
     save = SqliteSave(("sendzen", "shop"), micros(T), wire([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)],
                                                            micros), micros(T), (micros(T), micros(T), 2, 1))
     tx = program.transaction(save)
-    assert tx.rows == 2 and tx.count.fixed == ("sendzen", "shop", '["a","b"]') and tx.tally.fixed == ("sendzen", "shop")
+    assert tx.rows == 2 and tx.keys == ("sendzen", "shop", '["a","b"]')
     assert [step.sql for step in tx.steps] == [program.RECORDS, program.TEXT_OUT, program.TEXT_IN, program.MESSAGES,
                                                program.HISTORY_IN, program.CHECKPOINT, program.COVERAGE]
     assert [row[0] for row in tx.steps[0].rows] == ["a", "b"]
@@ -94,7 +82,7 @@ def test_a_save_is_one_transaction_of_its_rows_text_index_statuses_tally_checkpo
 
 def test_a_save_of_nothing_but_a_checkpoint_counts_nothing() -> None:
     tx = program.transaction(SqliteSave(("sendzen", "shop"), micros(T), [], micros(T)))
-    assert tx.count is None and tx.tally is None and tx.rows == 0 and len(tx.steps) == 1
+    assert tx.keys is None and tx.rows == 0 and len(tx.steps) == 1
 
 
 async def archive(path: Path) -> None:
@@ -103,6 +91,16 @@ async def archive(path: Path) -> None:
     engine = create_engine(f"sqlite:///{path}")
     await migrate(engine)
     await engine.dispose()
+
+
+async def test_a_transaction_counts_what_was_there_before_and_tallies_the_rest(tmp_path: Path) -> None:
+    await archive(tmp_path / "a.db")
+    handle = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    program.run(handle, program.transaction(save_of(status("a", "m1", "sent", 1))))
+    program.run(handle, program.transaction(save_of(status("a", "m1", "sent", 1), status("b", "m2", "sent", 1),
+                                                    status("c", "m3", "sent", 1))))
+    assert handle.execute("SELECT count(*) FROM records").fetchone()[0] == 3
+    assert handle.execute("SELECT records FROM tallies").fetchall() == [(3,)], "three rows, one already archived"
 
 
 async def test_serve_answers_each_save_in_order_and_ends_at_end_of_input(tmp_path: Path) -> None:

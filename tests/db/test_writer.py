@@ -28,7 +28,7 @@ def test_a_sqlite_save_crosses_to_the_writer_with_its_times_as_microseconds() ->
 def test_postgresql_reads_the_wired_records_where_the_statement_says() -> None:
     """``v->>4`` the rank, ``v->3->>0`` the occurred time, ``v->2->>1`` the message id:
     the positions the statement was built with."""
-    [wired] = writer.PostgresWriter.wired([status("a", "m1", "sent", 1)])
+    [wired] = rows.wire([status("a", "m1", "sent", 1)])
     row = orjson.loads(writer._json_rows([wired[:-1]]))[0]
     assert row[4] == 1 and row[3][0] == "2024-05-01T00:00:01+00:00"
     assert row[2][rows.MESSAGE_ID] == "m1" and row[2][rows.STATUS] == "sent" and wired[-1] == '{"k":"a"}'
