@@ -19,6 +19,7 @@ from archiver.engine import run_pass
 from archiver.simulator import FakeInfobip, FakeSendZen, Faults, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
 from tests.db.test_writer_process import alive
+from tests.fakes.peak_rss import children
 from tests.cli_helpers import ARCHIVER, archiver, read_until, start_daemon, wait_for
 from tests.helpers import canonical, free_port, infobip_source, sendzen_source, write_config
 from tests.test_engine_sendzen import exported
@@ -87,7 +88,7 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
             *ARCHIVER, "--config", str(config), "backfill",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         await wait_for(_requests_over(fake, random.Random(seed).randint(5, 60)), timeout=60, every=0.01)
-        writers = children(proc.pid, "archiver.db.sqlite_writer")
+        writers = running(proc.pid, "archiver.db.sqlite_writer")
         proc.kill()
         assert await proc.wait() == -signal.SIGKILL
         await wait_for(_all_gone(writers), timeout=30, every=0.05)  # SQLite's writer ends with its parent
@@ -101,18 +102,14 @@ async def test_kill_9_mid_backfill_then_rerun_is_complete(tmp_path: Path, db_url
         await fake.stop()
 
 
-def children(parent: int, program: str) -> list[int]:
+def running(parent: int, program: str) -> list[int]:
     """The pids of ``parent``'s children running ``program``."""
-    found = []
-    for process in Path("/proc").glob("[0-9]*"):
+    def command(pid: int) -> bytes:
         try:
-            ppid = int((process / "stat").read_text().rsplit(") ", 1)[1].split()[1])
-            command = (process / "cmdline").read_bytes()
-        except (OSError, IndexError, ValueError):
-            continue
-        if ppid == parent and program.encode() in command:
-            found.append(int(process.name))
-    return found
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return b""
+    return [pid for pid in children(parent) if program.encode() in command(pid)]
 
 
 def _all_gone(pids: list[int]):  # type: ignore[no-untyped-def]
