@@ -93,7 +93,7 @@ async def sendzen_page(engine: AsyncEngine, reader: Reader, query: SendZenQuery)
     for key, value in (("phone_number_id", query.phone_number_id), ("flyout_url", query.url)):
         if value is not None:
             stmt = stmt.where(r.c.raw[key].as_string() == value)
-    return await _page(engine, stmt, query.after, query.size)
+    return await _page(engine, _held(reader, "sendzen", query.account), stmt, query.after, query.size)
 
 
 async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery) -> tuple[list[str], list[Any] | None]:
@@ -109,10 +109,11 @@ async def infobip_page(engine: AsyncEngine, reader: Reader, query: InfobipQuery)
         stmt = stmt.where(columns[name].in_(values))
     if query.general_status:
         stmt = stmt.where(r.c.status == query.general_status.lower())
-    return await _page(engine, stmt, query.after, query.limit)
+    return await _page(engine, _held(reader, "infobip", query.account), stmt, query.after, query.limit)
 
 
-async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: int) -> tuple[list[str], list[Any] | None]:
+async def _page(engine: AsyncEngine, held: Any, stmt: Any, after: list[Any] | None,
+                size: int) -> tuple[list[str], list[Any] | None]:
     """Raw texts newest first after the keyset position (time, row id), and the next
     position (None: no more). The order is the ``ix_records_time`` index's, so a page reads
     only its own rows, however large the archive."""
@@ -121,7 +122,7 @@ async def _page(engine: AsyncEngine, stmt: Any, after: list[Any] | None, size: i
         # A row value, not the equivalent OR chain: both databases turn it into a range
         # of the index, so page n starts where page n-1 ended instead of rescanning.
         stmt = stmt.where(r.c.record_at <= at, tuple_(r.c.record_at, r.c.id) < tuple_(at, row_id))
-    rows = await _all(engine, stmt.order_by(r.c.record_at.desc(), r.c.id.desc()).limit(size + 1))
+    rows = await _all(engine, held, stmt.order_by(r.c.record_at.desc(), r.c.id.desc()).limit(size + 1))
     if len(rows) <= size:
         return [row.raw for row in rows], None
     last = rows[size - 1]
@@ -134,8 +135,20 @@ def _scoped(reader: Reader, source: str, account: str | None) -> Any:
     return stmt.where(r.c.account == account) if account else stmt
 
 
-async def _all(engine: AsyncEngine, stmt: Any) -> list[Any]:
+def _held(reader: Reader, source: str, account: str | None) -> Any:
+    """Whether the tallies count a record in that scope. The time index leads with the
+    time, so a page of a source the archive does not hold would walk every other source's
+    records to find none (52 ms on SQLite at 1,000,000 records). Asked apart: in the
+    page's own query as an ``EXISTS``, SQLite tests it inside the scan, not before it."""
+    t = m.tallies
+    stmt = select(t.c.records).where(reader.scope(t, source), t.c.records > 0).limit(1)
+    return stmt.where(t.c.account == account) if account else stmt
+
+
+async def _all(engine: AsyncEngine, held: Any, stmt: Any) -> list[Any]:
     async with engine.connect() as conn:
+        if await conn.scalar(held) is None:
+            return []
         return list(await conn.execute(stmt))
 
 

@@ -11,6 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sqlalchemy import select
+
+from archiver.db import models as m, tallies
 from archiver.db.store import Store
 from archiver.engine import run_pass
 from archiver.simulator import FakeInfobip, FakeSendZen, format_offset_time, infobip_message, sendzen_log, spread
@@ -154,6 +157,30 @@ class TestSendZenLogs:
         """A token the archive did not sign is refused, never a 500 or another position."""
         status, _ = await read_side.get("/v1/logs", nextPageToken=token)
         assert status == (200 if token == "" else 400)
+
+
+class TestAnEmptyScope:
+    """A page of what the archive holds nothing of is empty at once (the tallies say so
+    before the time index is walked), and the guard never hides what it does hold."""
+
+    async def test_the_other_providers_page_is_empty(self, infobip_world: Any, read_side: ReadSide) -> None:
+        status, body = await read_side.get("/v1/logs")
+        assert status == 200 and body["data"]["logs"] == [] and not body["data"]["next_page_token"]
+        status, body = await read_side.get("/messenger/1/logs", scheme="App")
+        assert status == 200 and len(body["results"]) == 50
+
+    async def test_an_account_with_nothing_archived_is_empty_beside_one_that_has(self, sendzen_world: Any,
+                                                                               read_side: ReadSide) -> None:
+        assert len(await walk_sendzen(read_side.session, read_side.base_url, EVERYTHING, account="default")) == 120
+        assert await walk_sendzen(read_side.session, read_side.base_url, EVERYTHING, account="other") == []
+
+    async def test_a_source_whose_records_all_went_is_empty(self, sendzen_world: Any, store: Store,
+                                                             read_side: ReadSide) -> None:
+        """Deleted through the tallies' own path (as prune and erasure delete): the tally is 0."""
+        async with store.engine.begin() as conn:
+            keys = [("sendzen", "default", k) for k in await conn.scalars(select(m.records.c.natural_key))]
+            assert await tallies.delete_records(conn, keys) == 120
+        assert await walk_sendzen(read_side.session, read_side.base_url, EVERYTHING) == []
 
 
 INFOBIP_QUERIES = [
