@@ -155,7 +155,9 @@ async def test_concurrent_backfill_equals_sequential(db_url: str, tmp_path, requ
         async with aiohttp.ClientSession() as session:
             source = sendzen_source(session, fake_sendzen.base_url, max_concurrency=concurrency,
                                     window_seconds=3 * 3600)
-            await run_pass(source, Store(engine))
+            store = Store(engine)
+            await run_pass(source, store)
+            await store.close()
         exports.append(sorted(canonical(r) for r in await exported(Store(engine))))
         await engine.dispose()
     assert exports[0] == exports[1] and len(exports[0]) == 500

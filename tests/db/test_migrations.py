@@ -85,6 +85,7 @@ async def test_0002_prefixes_archived_sendzen_keys_with_their_ticks(engine: Asyn
     assert await keys(engine, m.events) == expected, "events follow their records"
     await store.save("sendzen", "default", current)  # the same logs served again
     assert await store.count_records("sendzen", "default") == 5, "no second row per log"
+    await store.close()
 
     await to_revision(engine, "0001", down=True)
     assert {k for s, k in await keys(engine, m.events) if s == "sendzen"} == {content_digest(r.raw) for r in current}
@@ -107,6 +108,7 @@ async def test_a_part_1_archive_becomes_account_default_and_downgrades_back(engi
     assert await store.owners() == {}
     await store.save("sendzen", "default", records)
     assert await store.count_records("sendzen", "default") == 7, "served again: no second row"
+    await store.close()
     async with engine.connect() as conn:  # the text index (0008) was filled from the rows already there
         found = await conn.scalars(select(m.events.c.text).where(
             dialect.text_contains(m.events, "NUMBER 6", dialect.is_sqlite(engine))))
@@ -145,6 +147,7 @@ async def test_0009_folds_events_into_records_and_back(engine: AsyncEngine) -> N
             r.event.message_id, r.event.status, r.event.text, r.event.occurred_at)
     store = Store(engine)
     await store.save("sendzen", "default", sendzen)  # served again after the upgrade
+    await store.close()
     assert await keys(engine, m.records) == expected, "no second row per record"
 
     await to_revision(engine, "0008", down=True)

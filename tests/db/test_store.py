@@ -141,6 +141,7 @@ async def test_waiting_for_another_writer_does_not_block_the_event_loop(tmp_path
         assert await store.count_records("sendzen", "default") == 1
     finally:
         other.close()
+        await store.close()
         await engine.dispose()
 
 

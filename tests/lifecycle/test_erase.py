@@ -178,4 +178,5 @@ async def test_kill_9_mid_erase_then_a_re_run_finishes(tmp_path: Any) -> None:
     await erase_phone(engine, NUMBER)
     assert await counts(store) == {"records": 500, "events": 500, "messages": 500, "status_history": 500,
                                    "quarantine": 0}
+    await store.close()
     await engine.dispose()

@@ -61,6 +61,7 @@ class TestPrune:
         async with aiohttp.ClientSession() as session:
             await run_pass(sendzen_source(session, fake_sendzen.base_url), keeping, now=NOW,
                            since=NOW - timedelta(days=7), until=NOW)
+        await keeping.close()
         assert 30 < await total(store, m.records) <= 41
         assert await oldest_event(store) >= NOW - timedelta(days=2, minutes=1)
 
@@ -126,6 +127,7 @@ async def test_kill_9_mid_prune_leaves_it_consistent_and_a_re_run_finishes(tmp_p
     assert orphans == 0
     assert (await archiver(config, "prune")).code == 0
     assert await total(store, m.records) == await total(store, m.messages) == 100
+    await store.close()
     await engine.dispose()
 
 
