@@ -1,23 +1,35 @@
 """The parent's side of SQLite's writer process (``archiver.db.sqlite_writer``).
 
-Started at the first save a ``Store`` makes; one save at a time. A save is written to
-the child's stdin at once (half a megabyte: the child is always reading when one is
-sent, so this takes a fraction of a millisecond), and its answer is awaited on the event
-loop, which goes on fetching meanwhile.
+Started at the first save a ``Store`` makes. Saves are pipelined: each is written to the
+child's stdin whole as soon as it is made, the child runs them one after another in that
+order and answers each, and each caller awaits its own answer (the answers come in the
+order the saves were sent). So the child goes from one save to the next without waiting
+for the event loop: one save at a time, it sat idle from each answer until the loop,
+busy fetching and parsing, had read it and sent the next (in a 100k backfill, its saves
+took 3.6 s for 2.4 s of its work, and the windows queued behind them).
+
+Nothing of this is bound to an event loop between saves: the pipes are watched only
+while an answer is awaited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import pickle
 import sqlite3
 import subprocess
 import sys
 import weakref
+from collections import deque
 from pathlib import Path
 
 from archiver.db.sqlite_writer import HEADER, SqliteSave
+
+PIPE_BYTES = 1 << 20
+"""The request pipe's buffer (Linux's default ceiling): two saves of half a megabyte wait
+there while the child runs a third, and a save is written without waiting for it."""
 
 
 class WriterGone(sqlite3.OperationalError):
@@ -25,33 +37,35 @@ class WriterGone(sqlite3.OperationalError):
 
 
 class WriterProcess:
-    """The parent's handle: one save at a time, started at the first."""
+    """The parent's handle: saves sent in order, each answered in turn; started at the first."""
 
     def __init__(self, database: str) -> None:
         self._database = database
         self._process: subprocess.Popen[bytes] | None = None
-        self._lock = asyncio.Lock()
+        self._answers: deque[asyncio.Future[BaseException | None]] = deque()
+        """One per request sent and not yet answered, in the order sent."""
+        self._received = bytearray()
+        self._sending = asyncio.Lock()
 
     async def run(self, save: SqliteSave) -> None:
         """Send ``save`` and wait until the child has committed it. A cancelled caller
-        still waits for the answer: the next save must not read this one's."""
-        async with self._lock:
-            exchange = asyncio.ensure_future(self._exchange(pickle.dumps(save, protocol=5)))
-            try:
-                await asyncio.shield(exchange)
-            except asyncio.CancelledError:
-                await asyncio.wait([exchange])
-                raise
+        still waits for the answer: its save is whole in the pipe, and will be run."""
+        exchange = asyncio.ensure_future(self._exchange(pickle.dumps(save, protocol=5)))
+        try:
+            await asyncio.shield(exchange)
+        except asyncio.CancelledError:
+            await asyncio.wait([exchange])
+            raise
 
     async def _exchange(self, request: bytes) -> None:
-        process = self._process or await self._start()
-        try:
-            process.stdin.write(HEADER.pack(len(request)) + request)  # type: ignore[union-attr]
-            process.stdin.flush()  # type: ignore[union-attr]
-            error = await self._answer(process)
-        except (OSError, EOFError, pickle.UnpicklingError):
-            self._forget()  # the next save starts another
-            raise WriterGone(f"the SQLite writer process stopped (exit status {process.poll()})") from None
+        async with self._sending:  # one frame at a time into the pipe, whole
+            process = self._process or await self._start()
+            answer = self._expect(process)
+            try:
+                await _write(process.stdin.fileno(), HEADER.pack(len(request)) + request)  # type: ignore[union-attr]
+            except OSError:
+                self._gone(process)
+        error = await answer
         if error is not None:
             raise error
 
@@ -63,42 +77,95 @@ class WriterProcess:
         process = subprocess.Popen([sys.executable, "-P", "-m", "archiver.db.sqlite_writer", self._database],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
         weakref.finalize(self, _stop, process)
+        for stream in (process.stdin, process.stdout):
+            os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
         try:
-            error = await self._answer(process)
-        except (OSError, EOFError, pickle.UnpicklingError):
-            _stop(process)
+            fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
+        except (OSError, AttributeError):  # another kernel, or a lower ceiling: the pipe's 64 KB still work, a save waits to be written
+            pass
+        self._process = process
+        try:  # the child's first answer: whether it opened the database
+            error = await self._expect(process)
+        except WriterGone:
             raise WriterGone(f"the SQLite writer process did not start (exit status {process.poll()})") from None
         if error is not None:
-            _stop(process)
+            self._forget()
             raise error
-        self._process = process
         return process
 
-    @staticmethod
-    async def _answer(process: subprocess.Popen[bytes]) -> BaseException | None:
-        """The child's next answer, awaited on the event loop (never blocking it)."""
-        stream = process.stdout
-        assert stream is not None
-        loop, readable = asyncio.get_running_loop(), asyncio.Event()
-        loop.add_reader(stream.fileno(), readable.set)
+    def _expect(self, process: subprocess.Popen[bytes]) -> asyncio.Future[BaseException | None]:
+        """A future for the child's next answer but those already awaited; its stdout is
+        watched while any is awaited."""
+        answer = asyncio.get_running_loop().create_future()
+        if not self._answers:
+            asyncio.get_running_loop().add_reader(process.stdout.fileno(), self._read, process)  # type: ignore[union-attr]
+        self._answers.append(answer)
+        return answer
+
+    def _read(self, process: subprocess.Popen[bytes]) -> None:
+        """What the child answered so far, each whole answer to the oldest awaiting it."""
         try:
-            await readable.wait()
-        finally:
-            loop.remove_reader(stream.fileno())
-        header = stream.read(HEADER.size)
-        if len(header) < HEADER.size:
-            raise EOFError
-        return pickle.loads(stream.read(HEADER.unpack(header)[0]))
+            while chunk := os.read(process.stdout.fileno(), 1 << 16):  # type: ignore[union-attr]
+                self._received += chunk
+        except BlockingIOError:
+            chunk = b"more"
+        except OSError:
+            chunk = b""
+        while len(self._received) >= HEADER.size:
+            end = HEADER.size + HEADER.unpack_from(self._received)[0]
+            if len(self._received) < end:
+                break
+            try:
+                error = pickle.loads(self._received[HEADER.size:end])
+            except (pickle.UnpicklingError, EOFError, ValueError):
+                return self._gone(process)
+            del self._received[:end]
+            answer = self._answers.popleft()
+            if not answer.done():
+                answer.set_result(error)
+        if not chunk:  # end of file: the child is gone, and what it had not answered with it
+            return self._gone(process)
+        if not self._answers:
+            asyncio.get_running_loop().remove_reader(process.stdout.fileno())  # type: ignore[union-attr]
+
+    def _gone(self, process: subprocess.Popen[bytes]) -> None:
+        """Every save not answered fails; the next save starts another child."""
+        if self._answers:
+            asyncio.get_running_loop().remove_reader(process.stdout.fileno())  # type: ignore[union-attr]
+        self._forget()
+        message = f"the SQLite writer process stopped (exit status {process.poll()})"
+        while self._answers:
+            answer = self._answers.popleft()
+            if not answer.done():
+                answer.set_exception(WriterGone(message))
 
     async def close(self) -> None:
-        """End the child, once no save is under way, and wait for it to exit."""
-        async with self._lock:
+        """End the child once every save sent is answered, and wait for it to exit."""
+        async with self._sending:
+            if self._answers:
+                await asyncio.wait(list(self._answers))
             self._forget()
 
     def _forget(self) -> None:
+        self._received.clear()
         if self._process is not None:
             _stop(self._process)
             self._process = None
+
+
+async def _write(fd: int, frame: bytes) -> None:
+    """All of ``frame`` into the pipe, waiting (on the loop) while it is full."""
+    view, loop = memoryview(frame), asyncio.get_running_loop()
+    while view:
+        try:
+            view = view[os.write(fd, view):]
+        except BlockingIOError:
+            writable = loop.create_future()
+            loop.add_writer(fd, lambda: writable.done() or writable.set_result(None))
+            try:
+                await writable
+            finally:
+                loop.remove_writer(fd)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
