@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import fcntl
 import os
 import pickle
 import signal
 import sqlite3
 import subprocess
 import sys
+import termios
 from pathlib import Path
 from typing import AsyncIterator
 
@@ -70,6 +73,47 @@ async def test_a_cancelled_save_still_waits_until_the_writer_has_committed(sqlit
     assert await sqlite_store.count_records("sendzen", "default") == 2, "the cancelled save had committed whole"
     await sqlite_store.save("sendzen", "default", [status("c", "m3", "sent", 1)])
     assert await sqlite_store.count_records("sendzen", "default") == 3
+
+
+def unread_bytes(store: Store) -> int:
+    """What the parent has written to the writer's pipe and the writer has not read yet."""
+    count = array.array("i", [0])
+    fcntl.ioctl(store._writer.process._process.stdin.fileno(), termios.FIONREAD, count)  # type: ignore[union-attr]
+    return count[0]
+
+
+async def blocked_saves(store: Store, tmp_path: Path, names: str) -> tuple[sqlite3.Connection, list[asyncio.Future]]:
+    """Saves made while another connection holds the write lock: the writer waits in the
+    first; the others are already in its pipe, whole (pipelined, not sent one by one)."""
+    await store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    blocker = sqlite3.connect(tmp_path / "archive.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    batches = [[status(f"{n}{i}", f"m-{n}{i}", "sent", 1) for i in range(300)] for n in names]  # > its read buffer
+    saves = [asyncio.ensure_future(store.save("sendzen", "default", batch)) for batch in batches]
+
+    async def queued() -> bool:
+        return unread_bytes(store) > 0
+    await wait_for(queued, timeout=10, every=0.01)
+    assert not any(save.done() for save in saves)
+    return blocker, saves
+
+
+async def test_saves_wait_in_the_writer_s_pipe_and_are_each_answered(sqlite_store: Store, tmp_path: Path) -> None:
+    blocker, saves = await blocked_saves(sqlite_store, tmp_path, "bcd")
+    blocker.execute("COMMIT")
+    await asyncio.wait_for(asyncio.gather(*saves), 10)
+    assert await sqlite_store.count_records("sendzen", "default") == 1 + 3 * 300
+
+
+async def test_a_killed_writer_fails_every_save_in_flight(sqlite_store: Store, tmp_path: Path) -> None:
+    blocker, saves = await blocked_saves(sqlite_store, tmp_path, "bcd")
+    os.kill(writer_pid(sqlite_store), signal.SIGKILL)
+    for save in saves:
+        with pytest.raises(DatabaseError, match="the SQLite writer process stopped"):
+            await asyncio.wait_for(save, 10)
+    blocker.execute("ROLLBACK")
+    await sqlite_store.save("sendzen", "default", [status("e", "m-e", "sent", 1)])
+    assert await sqlite_store.count_records("sendzen", "default") == 2, "none of those in flight half-written"
 
 
 async def test_a_killed_writer_fails_one_save_with_a_clear_error_and_the_next_starts_another(
