@@ -27,9 +27,10 @@ UPDATED = [c for c in ROW if c != "natural_key"]
 MESSAGE = ("message_id", "status", "status_rank", "status_at")
 HISTORY = ("message_id", "status", "status_detail")
 
-Wired = tuple[str, Any, tuple[Any, ...], tuple[Any, ...], int, str]
+Wired = tuple[str, Any, tuple[Any, ...], tuple[Any, ...], int, Any]
 """A record on its way to a writer: natural key, position, the event's plain values
-(``EVENT_PLAIN``) and times (``EVENT_TIMES``), status rank, raw JSON text."""
+(``EVENT_PLAIN``) and times (``EVENT_TIMES``), status rank, raw (its JSON text; on its
+way to SQLite's writer process, as parsed)."""
 
 _plain, _times = operator.attrgetter(*EVENT_PLAIN), operator.attrgetter(*EVENT_TIMES)
 MESSAGE_ID, STATUS, STATUS_DETAIL = (EVENT_PLAIN.index(n) for n in ("message_id", "status", "status_detail"))
@@ -49,27 +50,30 @@ class Batch:
 
 
 def wire(records: Sequence[Record], time: Callable[[datetime | None], Any] | None = None) -> list[Wired]:
-    """``records`` as plain tuples, their times passed through ``time`` (``micros``, to
-    cross to another process: a datetime takes three times as long to pickle)."""
-    dumps = jsoncodec.dumps
+    """``records`` as plain tuples, raw as its JSON text; or, with ``time`` (``micros``),
+    to cross to SQLite's writer process: the times through it (a datetime takes three
+    times as long to pickle) and raw as parsed, which that process encodes (``rows_of``):
+    pickling it costs the event loop a third of what encoding it would."""
     if time is None:
+        dumps = jsoncodec.dumps
         return [(r.key, r.at, _plain(r.event), _times(r.event), r.status_rank, dumps(r.raw)) for r in records]
     wired = []
     for r in records:
         e, at = r.event, time(r.at)
         occurred, done, created = e.occurred_at, e.done_at, e.created_at  # EVENT_TIMES, spelt out: the hot loop
         times = (occurred and time(occurred), done and time(done), at if created is r.at else created and time(created))
-        wired.append((r.key, at, _plain(e), times, r.status_rank, dumps(r.raw)))
+        wired.append((r.key, at, _plain(e), times, r.status_rank, r.raw))
     return wired
 
 
 def rows_of(records: Sequence[Wired], time: Callable[[Any], Any]) -> Batch:
-    """The batch's rows, and each message's newest status (status only moves forward)
-    and the statuses it reached (each once). ``time`` turns a time into the database's
-    (``memoized``, where that costs more than a dict lookup)."""
-    rows, best, history = [], {}, {}
+    """The batch's rows, raw as JSON text, and each message's newest status (status only
+    moves forward) and the statuses it reached (each once); records as ``wire`` sends them
+    to SQLite's writer process. ``time`` turns a time into the database's (``memoized``,
+    where that costs more than a dict lookup)."""
+    rows, best, history, dumps = [], {}, {}, jsoncodec.dumps
     for key, at, plain, times, rank, raw in records:
-        rows.append([key, time(at), *plain, *map(time, times), raw])
+        rows.append([key, time(at), *plain, *map(time, times), dumps(raw)])
         message_id, status = plain[MESSAGE_ID], plain[STATUS]
         if message_id and status:
             if message_id not in best or best[message_id][1] <= rank:

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import given, strategies as st
 
+from archiver import jsoncodec
 from archiver.db import models as m, rows, sqlite_writer
 from archiver.domain import Event, Record
 
@@ -41,10 +42,19 @@ def test_a_row_holds_every_column_of_the_statement() -> None:
     assert values["message_id"] == "m1" and values["status"] == "sent" and values["text"] is None
 
 
-def test_unwired_times_reach_the_conversion_as_they_are() -> None:
-    """PostgreSQL's path: no microseconds in between, datetimes straight to its conversion."""
-    [row] = rows.rows_of(rows.wire([status("a", "m1", "sent", 1)]), lambda t: t).rows
-    assert dict(zip(rows.ROW, row))["occurred_at"] == T + timedelta(seconds=1)
+def test_in_the_archiver_s_own_process_times_stay_datetimes_and_raw_becomes_text() -> None:
+    """PostgreSQL's path: nothing in between to cross a process boundary."""
+    [(key, at, _, times, _, raw)] = rows.wire([status("a", "m1", "sent", 1)])
+    assert at == T and times[0] == T + timedelta(seconds=1) and raw == '{"k":"a"}'
+
+
+def test_raw_crosses_to_the_writer_process_as_parsed_and_is_written_as_compact_json() -> None:
+    raw = {"b": [1, 2.5, None, True], "a": "é \ud800"}  # key order kept; a lone surrogate stays an escape
+    [wired] = rows.wire([Record(key="a", at=T, raw=raw, event=Event())], rows.micros)
+    assert wired[-1] is raw
+    [row] = rows.rows_of([wired], sqlite_writer.time).rows
+    assert row[-1] == '{"b":[1,2.5,null,true],"a":"é \\ud800"}'
+    assert row[-1] == jsoncodec.dumps(raw), "the text the archiver's own process would have written"
 
 
 def test_the_row_names_every_normalized_column_of_the_table() -> None:

@@ -13,7 +13,7 @@ from archiver.db.sqlite_writer import SqliteSave
 from tests.db.test_rows import T, status
 
 
-def test_a_sqlite_save_crosses_to_the_writer_with_its_times_as_microseconds() -> None:
+def test_a_sqlite_save_crosses_to_the_writer_with_its_times_as_microseconds_and_raw_as_parsed() -> None:
     now = T + timedelta(hours=1)
     save = writer.Save(("sendzen", "shop"), [status("a", "m1", "sent", 1)], now, checkpoint=T,
                        window=writer.Window(T, now, 1, 1))
@@ -21,7 +21,7 @@ def test_a_sqlite_save_crosses_to_the_writer_with_its_times_as_microseconds() ->
     assert request.now == micros(now) and request.checkpoint == micros(T)
     assert request.window == (micros(T), micros(now), 1, 1)
     [(key, at, plain, times, rank, raw)] = request.records
-    assert (key, at, raw, rank) == ("a", micros(T), '{"k":"a"}', 1) and times[0] == micros(T + timedelta(seconds=1))
+    assert (key, at, raw, rank) == ("a", micros(T), {"k": "a"}, 1) and times[0] == micros(T + timedelta(seconds=1))
     assert pickle.loads(pickle.dumps(request)) == request and isinstance(pickle.loads(pickle.dumps(request)), SqliteSave)
 
 
