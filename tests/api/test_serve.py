@@ -71,7 +71,12 @@ async def test_the_read_side_as_a_process(command: str, tmp_path: Path, fake_sen
         assert line["token"] == "support" and line["status"] == 200 and "duration_ms" in line
     finally:
         proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), 20)
+        try:
+            code = await asyncio.wait_for(proc.wait(), 20)
+        except asyncio.TimeoutError:
+            proc.kill()  # a hung process must not outlive its test
+            await proc.wait()
+            raise AssertionError("SIGTERM did not end the process within 20 s") from None
         rest = (await proc.stderr.read()).decode()  # type: ignore[union-attr]
     assert code == 0 and TOKEN not in rest
 
