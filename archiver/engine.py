@@ -13,6 +13,7 @@ marks them not final) are then re-read by id.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -94,6 +95,7 @@ class Pass:
     def __post_init__(self) -> None:
         self.result = PassResult(self.source.name, self.source.account)
         self._requests_before = self.source.requests
+        self._started = time.monotonic()
 
     async def archive(self, since: datetime | None, until: datetime | None) -> None:
         explicit = since is not None or until is not None
@@ -225,7 +227,7 @@ class Pass:
             metrics.LAST_SUCCESS.labels(source.name, source.account).set_to_current_time()
             log.info("pass finished", source=source.name, account=source.account, records=result.records,
                      pages=result.pages, windows=result.windows, refreshed=result.refreshed,
-                     requests=result.requests)
+                     requests=result.requests, seconds=round(time.monotonic() - self._started, 3))
 
 
 def parse_one(source: Source, raw: dict) -> tuple[Record | None, str | None]:
