@@ -45,6 +45,8 @@ class WriterProcess:
         self._answers: deque[asyncio.Future[BaseException | None]] = deque()
         """One per request sent and not yet answered, in the order sent."""
         self._received = bytearray()
+        self._watching: int | None = None
+        """The child's stdout, while an answer is awaited (watched on the event loop)."""
         self._sending = asyncio.Lock()
 
     async def run(self, save: SqliteSave) -> None:
@@ -81,7 +83,7 @@ class WriterProcess:
             os.set_blocking(stream.fileno(), False)  # type: ignore[union-attr]
         try:
             fcntl.fcntl(process.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)  # type: ignore[union-attr]
-        except (OSError, AttributeError):  # another kernel, or a lower ceiling: the pipe's 64 KB still work, a save waits to be written
+        except (OSError, AttributeError):  # another kernel, or a lower ceiling: 64 KB pieces still work
             pass
         self._process = process
         try:  # the child's first answer: whether it opened the database
@@ -97,10 +99,16 @@ class WriterProcess:
         """A future for the child's next answer but those already awaited; its stdout is
         watched while any is awaited."""
         answer = asyncio.get_running_loop().create_future()
-        if not self._answers:
-            asyncio.get_running_loop().add_reader(process.stdout.fileno(), self._read, process)  # type: ignore[union-attr]
+        if self._watching is None:
+            self._watching = process.stdout.fileno()  # type: ignore[union-attr]
+            asyncio.get_running_loop().add_reader(self._watching, self._read, process)
         self._answers.append(answer)
         return answer
+
+    def _unwatch(self) -> None:
+        if self._watching is not None:
+            asyncio.get_running_loop().remove_reader(self._watching)
+            self._watching = None
 
     def _read(self, process: subprocess.Popen[bytes]) -> None:
         """What the child answered so far, each whole answer to the oldest awaiting it."""
@@ -126,12 +134,10 @@ class WriterProcess:
         if not chunk:  # end of file: the child is gone, and what it had not answered with it
             return self._gone(process)
         if not self._answers:
-            asyncio.get_running_loop().remove_reader(process.stdout.fileno())  # type: ignore[union-attr]
+            self._unwatch()
 
     def _gone(self, process: subprocess.Popen[bytes]) -> None:
         """Every save not answered fails; the next save starts another child."""
-        if self._answers:
-            asyncio.get_running_loop().remove_reader(process.stdout.fileno())  # type: ignore[union-attr]
         self._forget()
         message = f"the SQLite writer process stopped (exit status {process.poll()})"
         while self._answers:
@@ -147,6 +153,7 @@ class WriterProcess:
             self._forget()
 
     def _forget(self) -> None:
+        self._unwatch()
         self._received.clear()
         if self._process is not None:
             _stop(self._process)
