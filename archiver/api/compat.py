@@ -122,7 +122,8 @@ async def _page(engine: AsyncEngine, held: Any, stmt: Any, after: list[Any] | No
         # A row value, not the equivalent OR chain: both databases turn it into a range
         # of the index, so page n starts where page n-1 ended instead of rescanning.
         stmt = stmt.where(r.c.record_at <= at, tuple_(r.c.record_at, r.c.id) < tuple_(at, row_id))
-    rows = await _all(engine, held, stmt.order_by(r.c.record_at.desc(), r.c.id.desc()).limit(size + 1))
+    newest_first = stmt.order_by(r.c.record_at.desc(), r.c.id.desc()).limit(size + 1)
+    rows = await _all(engine, None if after else held, newest_first)  # a walk's first page asked the tallies
     if len(rows) <= size:
         return [row.raw for row in rows], None
     last = rows[size - 1]
@@ -145,9 +146,9 @@ def _held(reader: Reader, source: str, account: str | None) -> Any:
     return stmt.where(t.c.account == account) if account else stmt
 
 
-async def _all(engine: AsyncEngine, held: Any, stmt: Any) -> list[Any]:
+async def _all(engine: AsyncEngine, held: Any | None, stmt: Any) -> list[Any]:
     async with engine.connect() as conn:
-        if await conn.scalar(held) is None:
+        if held is not None and await conn.scalar(held) is None:
             return []
         return list(await conn.execute(stmt))
 

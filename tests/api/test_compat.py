@@ -5,13 +5,14 @@ nothing, the archive still answers everything."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import aiohttp
 import pytest
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from archiver.db import models as m, tallies
 from archiver.db.store import Store
@@ -159,15 +160,40 @@ class TestSendZenLogs:
         assert status == (200 if token == "" else 400)
 
 
+@contextmanager
+def statements(store: Store) -> Iterator[list[str]]:
+    """The SQL the store's engine runs meanwhile (the read side runs in this process)."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+
+
 class TestAnEmptyScope:
     """A page of what the archive holds nothing of is empty at once (the tallies say so
     before the time index is walked), and the guard never hides what it does hold."""
 
-    async def test_the_other_providers_page_is_empty(self, infobip_world: Any, read_side: ReadSide) -> None:
-        status, body = await read_side.get("/v1/logs")
+    async def test_the_other_providers_page_is_empty_without_reading_records(self, infobip_world: Any, store: Store,
+                                                                             read_side: ReadSide) -> None:
+        with statements(store) as seen:
+            status, body = await read_side.get("/v1/logs")
         assert status == 200 and body["data"]["logs"] == [] and not body["data"]["next_page_token"]
+        assert any("FROM tallies" in s for s in seen) and not any("FROM records" in s for s in seen)
         status, body = await read_side.get("/messenger/1/logs", scheme="App")
         assert status == 200 and len(body["results"]) == 50
+
+    async def test_a_walk_asks_the_tallies_on_its_first_page_only(self, infobip_world: Any, store: Store,
+                                                                  read_side: ReadSide) -> None:
+        with statements(store) as seen:
+            walked = await walk_infobip(read_side.session, read_side.base_url, EVERYTHING, limit="50")
+        assert len(walked) == 260 and sum("FROM tallies" in s for s in seen) == 1
+        assert sum("FROM records" in s for s in seen) == 6, "six pages of 50"
 
     async def test_an_account_with_nothing_archived_is_empty_beside_one_that_has(self, sendzen_world: Any,
                                                                                read_side: ReadSide) -> None:
