@@ -10,20 +10,25 @@ ROOT = Path(__file__).resolve().parents[2]
 
 STOPPED_TWICE = """
 import asyncio, sys
-from sqlalchemy import text
+from sqlalchemy import event, text
 from archiver.db.connect import create_engine
 
-SLOW = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) SELECT count(*) FROM n"
+SLOW = ("WITH RECURSIVE n(i) AS (SELECT running() UNION ALL SELECT i + 1 FROM n WHERE i < 3000000) "
+        "SELECT count(*) FROM n")
 
 async def main(url):
-    engine = create_engine(url)
+    engine, loop, running = create_engine(url), asyncio.get_running_loop(), asyncio.Event()
+    event.listen(engine.sync_engine, "connect", lambda dbapi, _: dbapi.create_function(
+        "running", 0, lambda: loop.call_soon_threadsafe(running.set) or 1))
     async def reader():
         async with engine.connect() as conn:
             await conn.execute(text(SLOW))
     task = asyncio.ensure_future(reader())
-    await asyncio.sleep(0.2)  # the query runs in the driver's thread
-    task.cancel()  # the daemon stops: SQLAlchemy closes the connection the read held
-    await asyncio.sleep(0.05)
+    await running.wait()  # the query runs in the driver's thread (about a second)
+    others = len(asyncio.all_tasks())
+    task.cancel()  # the daemon stops: SQLAlchemy closes the connection the read held, in a task of its own
+    while len(asyncio.all_tasks()) <= others:  # that close has begun (it waits behind the query)
+        await asyncio.sleep(0)
     task.cancel()  # and is stopped again while it does (asyncio.run's own cancellation, at its end)
     await asyncio.wait([task], timeout=10)
     await engine.dispose()
