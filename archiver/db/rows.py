@@ -1,7 +1,7 @@
 """A batch of records as plain rows for ``records``, ``messages`` and ``status_history``.
 
 Pure, and free of SQLAlchemy: SQLite's writer process (``archiver.db.sqlite_writer``)
-builds its rows here, from records as the archiver's process sends them (``wire``),
+builds its rows here, from records as the archiver's process sends them (``crossing``),
 and so does the PostgreSQL writer in the archiver's own process. Building the rows
 in the writer process moved a third of the event loop's work per record there: the
 loop only picks each record's values and encodes its raw JSON.
@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from archiver import jsoncodec
 from archiver.domain import Event, Record
 
-EVENT_TIMES = ("occurred_at", "done_at", "created_at")  # in this order in ``wire``
+EVENT_TIMES = ("occurred_at", "done_at", "created_at")  # in this order in ``wire`` and ``crossing``
 EVENT_PLAIN = tuple(f.name for f in fields(Event) if f.name not in EVENT_TIMES)
 ROW = ("natural_key", "record_at", *EVENT_PLAIN, *EVENT_TIMES, "raw")
 """A record's values in a batch, in this order; source, account and the write's time
@@ -49,27 +49,32 @@ class Batch:
     history: list[list[Any]]
 
 
-def wire(records: Sequence[Record], time: Callable[[datetime | None], Any] | None = None) -> list[Wired]:
-    """``records`` as plain tuples, raw as its JSON text; or, with ``time`` (``micros``),
-    to cross to SQLite's writer process: the times through it (a datetime takes three
-    times as long to pickle) and raw as parsed, which that process encodes (``rows_of``):
-    pickling it costs the event loop a third of what encoding it would."""
-    if time is None:
-        dumps = jsoncodec.dumps
-        return [(r.key, r.at, _plain(r.event), _times(r.event), r.status_rank, dumps(r.raw)) for r in records]
+def wire(records: Sequence[Record]) -> list[Wired]:
+    """``records`` as plain tuples in the archiver's own process (PostgreSQL's writer):
+    times as they are, raw as its JSON text."""
+    dumps = jsoncodec.dumps
+    return [(r.key, r.at, _plain(r.event), _times(r.event), r.status_rank, dumps(r.raw)) for r in records]
+
+
+def crossing(records: Sequence[Record]) -> list[Wired]:
+    """``records`` as plain tuples to cross to SQLite's writer process: times as
+    ``micros`` (a datetime takes three times as long to pickle), raw as parsed, which
+    that process encodes (``rows_of``): pickling it costs the event loop a third of what
+    encoding it would."""
     wired = []
     for r in records:
-        e, at = r.event, time(r.at)
+        e, at = r.event, micros(r.at)
         occurred, done, created = e.occurred_at, e.done_at, e.created_at  # EVENT_TIMES, spelt out: the hot loop
-        times = (occurred and time(occurred), done and time(done), at if created is r.at else created and time(created))
+        times = (occurred and micros(occurred), done and micros(done),
+                 at if created is r.at else created and micros(created))
         wired.append((r.key, at, _plain(e), times, r.status_rank, r.raw))
     return wired
 
 
 def rows_of(records: Sequence[Wired], time: Callable[[Any], Any]) -> Batch:
     """The batch's rows, raw as JSON text, and each message's newest status (status only
-    moves forward) and the statuses it reached (each once); records as ``wire`` sends them
-    to SQLite's writer process. ``time`` turns a time into the database's (``memoized``,
+    moves forward) and the statuses it reached (each once); records as ``crossing`` sent
+    them to SQLite's writer process. ``time`` turns a time into the database's (``memoized``,
     where that costs more than a dict lookup)."""
     rows, best, history, dumps = [], {}, {}, jsoncodec.dumps
     for key, at, plain, times, rank, raw in records:

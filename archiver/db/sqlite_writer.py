@@ -5,7 +5,7 @@ GIL: ``sqlite3`` binds every value of a statement holding it (a batch is 18,000
 values) and takes it back after each statement, while the loop, busy fetching and
 parsing, held it the rest of the time. The two took turns more than they overlapped
 (a 100k backfill's transactions spent 4.2 s to do 1.7 s of work). Here the parent
-sends the records (``rows.wire``: a millisecond a batch to pickle) and the child does
+sends the records (``rows.crossing``: a millisecond a batch to pickle) and the child does
 the rest: the rows, the write lock, the statements, the commit.
 
 The child is ``python -m archiver.db.sqlite_writer DATABASE`` (started by

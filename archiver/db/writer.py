@@ -1,6 +1,6 @@
 """The hot path: a batch of records into ``records``, ``messages`` and ``status_history``.
 
-``archiver.db.rows`` (pure) turns records into plain tuples (``wire``), and those into
+``archiver.db.rows`` (pure) turns records into plain tuples (``wire``, ``crossing``), and those into
 a batch of rows. Then, per database, as few round trips as the batch allows:
 
 * SQLite (``SqliteWriter.save``): the records go to a writer process
@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver.db import models as m
 from archiver.db.rows import (EVENT_PLAIN, EVENT_TIMES, HISTORY, MESSAGE, MESSAGE_ID, OCCURRED, ROW, STATUS,
-                              STATUS_DETAIL, UPDATED, Wired, micros, wire)
+                              STATUS_DETAIL, UPDATED, Wired, crossing, micros)
 from archiver.db.sqlite_writer import SqliteSave
 from archiver.db.writer_process import WriterProcess
 from archiver.domain import Record
@@ -68,7 +68,7 @@ class SqliteWriter:
         """The save as the writer process reads it: times as microseconds, which pickle
         at a third of a datetime's cost."""
         w = save.window
-        return SqliteSave(save.owner, micros(save.now), wire(save.records, micros),
+        return SqliteSave(save.owner, micros(save.now), crossing(save.records),
                           None if save.checkpoint is None else micros(save.checkpoint),
                           None if w is None else (micros(w.start), micros(w.end), w.records, w.pages))
 

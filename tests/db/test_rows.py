@@ -20,7 +20,7 @@ def status(key: str, message_id: str, state: str, rank: int, detail: str | None 
 
 def sqlite_batch(records: list[Record]) -> rows.Batch:
     """As SQLite's writer builds it: wired with microseconds, rows with its stored text."""
-    return rows.rows_of(rows.wire(records, rows.micros), sqlite_writer.time)
+    return rows.rows_of(rows.crossing(records), sqlite_writer.time)
 
 
 def test_a_batch_keeps_each_message_newest_status_and_every_status_once() -> None:
@@ -50,7 +50,7 @@ def test_in_the_archiver_s_own_process_times_stay_datetimes_and_raw_becomes_text
 
 def test_raw_crosses_to_the_writer_process_as_parsed_and_is_written_as_compact_json() -> None:
     raw = {"b": [1, 2.5, None, True], "a": "é \ud800"}  # key order kept; a lone surrogate stays an escape
-    [wired] = rows.wire([Record(key="a", at=T, raw=raw, event=Event())], rows.micros)
+    [wired] = rows.crossing([Record(key="a", at=T, raw=raw, event=Event())])
     assert wired[-1] is raw
     [row] = rows.rows_of([wired], sqlite_writer.time).rows
     assert row[-1] == '{"b":[1,2.5,null,true],"a":"é \\ud800"}'
@@ -73,12 +73,12 @@ def test_microseconds_carry_every_time_exactly(moment: datetime) -> None:
 
 
 def test_wired_times_follow_event_times_whichever_way_they_are_converted() -> None:
-    """``wire`` spells the three times out (its hot loop): they must stay in EVENT_TIMES' order."""
+    """``crossing`` spells the three times out (its hot loop): they must stay in EVENT_TIMES' order."""
     event = Event(occurred_at=T + timedelta(seconds=1), done_at=T + timedelta(seconds=2),
                   created_at=T + timedelta(seconds=3))
     record = Record(key="a", at=T, raw={}, event=event)
     expected = tuple(getattr(event, name) for name in rows.EVENT_TIMES)
     assert rows.wire([record])[0][3] == expected
-    assert rows.wire([record], rows.micros)[0][3] == tuple(map(rows.micros, expected))
+    assert rows.crossing([record])[0][3] == tuple(map(rows.micros, expected))
     same = Record(key="b", at=T, raw={}, event=Event(created_at=T))
-    assert rows.wire([same], rows.micros)[0][3] == (None, None, rows.micros(T)), "a position that is its created_at"
+    assert rows.crossing([same])[0][3] == (None, None, rows.micros(T)), "a position that is its created_at"

@@ -11,7 +11,7 @@ import pytest
 
 from archiver.db import sqlite_writer as program
 from archiver.db.sqlite_writer import SqliteSave, Step, Transaction
-from archiver.db.rows import micros, wire
+from archiver.db.rows import crossing, micros
 from tests.db.test_rows import T, status
 
 TABLE = "CREATE TABLE t (a TEXT, b TEXT, c INTEGER, d INTEGER)"
@@ -65,12 +65,12 @@ def answers(stream: io.BytesIO) -> list[BaseException | None]:
 
 
 def save_of(*records, owner=("sendzen", "default"), checkpoint=None) -> SqliteSave:  # type: ignore[no-untyped-def]
-    return SqliteSave(owner, micros(T), wire(records, micros), checkpoint)
+    return SqliteSave(owner, micros(T), crossing(records), checkpoint)
 
 
 def test_a_save_is_one_transaction_of_its_rows_text_index_statuses_tally_checkpoint_and_window() -> None:
-    save = SqliteSave(("sendzen", "shop"), micros(T), wire([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)],
-                                                           micros), micros(T), (micros(T), micros(T), 2, 1))
+    wired = crossing([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)])
+    save = SqliteSave(("sendzen", "shop"), micros(T), wired, micros(T), (micros(T), micros(T), 2, 1))
     tx = program.transaction(save)
     assert tx.rows == 2 and tx.keys == ("sendzen", "shop", '["a","b"]')
     assert [step.sql for step in tx.steps] == [program.RECORDS, program.TEXT_OUT, program.TEXT_IN, program.MESSAGES,
