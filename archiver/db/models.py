@@ -131,8 +131,8 @@ messages = Table(
     sqlite_with_rowid=False,
 )
 
-status_history = Table(
-    "status_history",
+past_statuses = Table(  # statuses a record showed before it changed (migration 0010)
+    "past_statuses",
     metadata,
     Column("source", String(32), primary_key=True),
     Column("account", String(64), primary_key=True),
@@ -141,6 +141,12 @@ status_history = Table(
     Column("status_detail", String(64), primary_key=True, server_default=""),
     Column("seen_at", UTCDateTime, nullable=False),
     sqlite_with_rowid=False,  # the key is the row: no second copy of it in an index
+)
+
+status_history = Table(  # read-only: a view of ``past_statuses`` and ``records`` (migration 0010)
+    "status_history",
+    MetaData(),
+    *[Column(c.name, c.type, primary_key=c.primary_key) for c in past_statuses.columns],
 )
 
 checkpoints = Table(

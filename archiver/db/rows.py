@@ -1,4 +1,4 @@
-"""A batch of records as plain rows for ``records``, ``messages`` and ``status_history``.
+"""A batch of records as plain rows for ``records`` and ``messages``.
 
 Pure, and free of SQLAlchemy: SQLite's writer process (``archiver.db.sqlite_writer``)
 builds its rows here, from records as the archiver's process sends them (``crossing``),
@@ -25,7 +25,6 @@ are the statement's own parameters."""
 UPDATED = [c for c in ROW if c != "natural_key"]
 """What a new version of a record replaces (and ``version`` counts)."""
 MESSAGE = ("message_id", "status", "status_rank", "status_at")
-HISTORY = ("message_id", "status", "status_detail")
 
 Wired = tuple[str, Any, tuple[Any, ...], tuple[Any, ...], int, Any]
 """A record on its way to a writer: natural key, position, the event's plain values
@@ -33,7 +32,7 @@ Wired = tuple[str, Any, tuple[Any, ...], tuple[Any, ...], int, Any]
 way to SQLite's writer process, as parsed)."""
 
 _plain, _times = operator.attrgetter(*EVENT_PLAIN), operator.attrgetter(*EVENT_TIMES)
-MESSAGE_ID, STATUS, STATUS_DETAIL = (EVENT_PLAIN.index(n) for n in ("message_id", "status", "status_detail"))
+MESSAGE_ID, STATUS = (EVENT_PLAIN.index(n) for n in ("message_id", "status"))
 OCCURRED = EVENT_TIMES.index("occurred_at")
 """Where ``rows_of`` (and PostgreSQL's statement, reading a wired record) finds these."""
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -42,11 +41,10 @@ MICROSECOND = timedelta(microseconds=1)
 
 @dataclass
 class Batch:
-    """Rows in ``ROW`` order (one per record), ``MESSAGE`` and ``HISTORY`` order."""
+    """Rows in ``ROW`` order (one per record) and ``MESSAGE`` order."""
 
     rows: list[list[Any]]
     messages: list[list[Any]]
-    history: list[list[Any]]
 
 
 def wire(records: Sequence[Record]) -> list[Wired]:
@@ -73,19 +71,19 @@ def crossing(records: Sequence[Record]) -> list[Wired]:
 
 def rows_of(records: Sequence[Wired], time: Callable[[Any], Any]) -> Batch:
     """The batch's rows, raw as JSON text, and each message's newest status (status only
-    moves forward) and the statuses it reached (each once); records as ``crossing`` sent
-    them to SQLite's writer process. ``time`` turns a time into the database's (``memoized``,
-    where that costs more than a dict lookup)."""
-    rows, best, history, dumps = [], {}, {}, jsoncodec.dumps
+    moves forward; the statuses it reached are read from ``records``: the view
+    ``status_history``); records as ``crossing`` sent them to SQLite's writer process.
+    ``time`` turns a time into the database's (``memoized``, where that costs more than a
+    dict lookup)."""
+    rows, best, dumps = [], {}, jsoncodec.dumps
     for key, at, plain, times, rank, raw in records:
         rows.append([key, time(at), *plain, *map(time, times), dumps(raw)])
         message_id, status = plain[MESSAGE_ID], plain[STATUS]
         if message_id and status:
             if message_id not in best or best[message_id][1] <= rank:
                 best[message_id] = (status, rank, times[OCCURRED])
-            history.setdefault((message_id, status, plain[STATUS_DETAIL] or ""), None)
     messages = [[mid, status, rank, time(at)] for mid, (status, rank, at) in sorted(best.items())]
-    return Batch(rows, messages, [list(change) for change in sorted(history)])  # key order: see Store
+    return Batch(rows, messages)  # key order: see Store
 
 
 def memoized(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -27,7 +27,7 @@ import sys
 from itertools import chain
 from typing import IO, Any, NamedTuple, Sequence
 
-from archiver.db.rows import HISTORY, MESSAGE, ROW, UPDATED, Wired, from_micros, memoized, rows_of
+from archiver.db.rows import MESSAGE, ROW, UPDATED, Wired, from_micros, memoized, rows_of
 from archiver.jsoncodec import dumps as jsondumps
 from archiver.times import sqlite_text
 
@@ -70,8 +70,6 @@ MESSAGES = (f"INSERT INTO messages (source, account, updated_at, {', '.join(MESS
             "ON CONFLICT (source, account, message_id) DO UPDATE SET status = excluded.status, "
             "status_rank = excluded.status_rank, status_at = excluded.status_at, updated_at = excluded.updated_at "
             "WHERE messages.status_rank <= excluded.status_rank")
-HISTORY_IN = (f"INSERT INTO status_history (source, account, seen_at, {', '.join(HISTORY)}) VALUES {{rows}} "
-              "ON CONFLICT DO NOTHING")
 # The rest of a save, as ``Store``'s Core statements say it for PostgreSQL.
 TALLY = ("INSERT INTO tallies (source, account, records) VALUES (?1, ?2, ?3) ON CONFLICT (source, account) "
          "DO UPDATE SET records = tallies.records + excluded.records")
@@ -125,8 +123,7 @@ def transaction(save: SqliteSave) -> Transaction:
         batch = rows_of(save.records, memoized(time))
         keys = (*owner, jsondumps([row[0] for row in batch.rows]))
         steps += [Step(RECORDS, (*owner, now, now), batch.rows), Step(TEXT_OUT, (*keys, now)),
-                  Step(TEXT_IN, (*keys, now)), Step(MESSAGES, (*owner, now), batch.messages),
-                  Step(HISTORY_IN, (*owner, now), batch.history)]
+                  Step(TEXT_IN, (*keys, now)), Step(MESSAGES, (*owner, now), batch.messages)]
     if save.checkpoint is not None:
         steps.append(Step(CHECKPOINT, (*owner, time(save.checkpoint), now)))
     if save.window is not None:

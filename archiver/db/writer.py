@@ -1,4 +1,4 @@
-"""The hot path: a batch of records into ``records``, ``messages`` and ``status_history``.
+"""The hot path: a batch of records into ``records`` and ``messages``.
 
 ``archiver.db.rows`` (pure) turns records into plain tuples (``wire``, ``crossing``), and those into
 a batch of rows. Then, per database, as few round trips as the batch allows:
@@ -24,8 +24,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver.db import models as m
-from archiver.db.rows import (EVENT_PLAIN, EVENT_TIMES, HISTORY, MESSAGE, MESSAGE_ID, OCCURRED, ROW, STATUS,
-                              STATUS_DETAIL, UPDATED, Wired, crossing, micros)
+from archiver.db.rows import (EVENT_PLAIN, EVENT_TIMES, MESSAGE, MESSAGE_ID, OCCURRED, ROW, STATUS, UPDATED,
+                              Wired, crossing, micros)
 from archiver.db.sqlite_writer import SqliteSave
 from archiver.db.writer_process import WriterProcess
 from archiver.domain import Record
@@ -76,14 +76,14 @@ class SqliteWriter:
 class PostgresWriter:
     """One statement a save: the wired records as one JSON array (``jsonb_array_elements``)
     zipped with their raw texts (a ``text[]``), and the upserts of ``records``,
-    ``messages`` and ``status_history`` and the tally as data-modifying CTEs over them.
-    One round trip, and the tally's row lock (which every save of the account takes) is
-    held from that statement to the commit only.
+    ``messages`` and the tally as data-modifying CTEs over them. One round trip, and the
+    tally's row lock (which every save of the account takes) is held from that statement
+    to the commit only.
 
-    Each message's newest status and each status reached are picked in SQL, from the
-    batch itself, with ``rows_of``'s rules. The raw texts travel beside the JSON, not in
-    it: inside it, each would be escaped by orjson and unescaped by the server again.
-    The stored text is exactly the one ``rows.wire`` encoded."""
+    Each message's newest status is picked in SQL, from the batch itself, with
+    ``rows_of``'s rules. The raw texts travel beside the JSON, not in it: inside it, each
+    would be escaped by orjson and unescaped by the server again. The stored text is
+    exactly the one ``rows.wire`` encoded."""
 
     def __init__(self) -> None:
         self._statement = text(_upserts()).bindparams(
@@ -136,11 +136,6 @@ WITH batch AS MATERIALIZED (
     ON CONFLICT (source, account, message_id) DO UPDATE SET status = excluded.status,
         status_rank = excluded.status_rank, status_at = excluded.status_at, updated_at = excluded.updated_at
     WHERE messages.status_rank <= excluded.status_rank
-), reached AS (
-    INSERT INTO status_history (source, account, seen_at, {", ".join(HISTORY)})
-    SELECT DISTINCT :source, :account, :now, {message_id}, {status}, coalesce(p->>{STATUS_DETAIL}, '')
-    FROM batch WHERE {reached} ORDER BY 4, 5, 6
-    ON CONFLICT DO NOTHING
 )
 INSERT INTO tallies (source, account, records) SELECT :source, :account, count(*) FILTER (WHERE fresh) FROM written
 ON CONFLICT (source, account) DO UPDATE SET records = tallies.records + excluded.records"""

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import jsoncodec
-from archiver.db import models as m, tallies
+from archiver.db import history, models as m, tallies
 from archiver.db.where import owned_keys, records_of_messages
 from archiver.lifecycle.subjects import database_key, digest, normalise
 from archiver.times import utcnow
@@ -65,14 +65,14 @@ async def _erase_batch(conn: AsyncConnection, batch: list[Any], dry_run: bool) -
         keys |= {(row.source, row.account, row.natural_key) for row in await conn.execute(
             select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id).where(records_of_messages(r, messages)))
             if (row.source, row.account, row.message_id) in messages}
+    statuses = await history.count(conn, messages)  # a view of the records, among others: before they go
     records = (await _remove(conn, r, owned_keys(r, "natural_key", keys), dry_run) if dry_run
                else await tallies.delete_records(conn, keys))  # type: ignore[arg-type]
-    targets = {
-        "messages": (m.messages, owned_keys(m.messages, "message_id", messages)),
-        "status_history": (m.status_history, owned_keys(m.status_history, "message_id", messages)),
-    }
+    current = await _remove(conn, m.messages, owned_keys(m.messages, "message_id", messages), dry_run)
+    if not dry_run:
+        await history.forget(conn, messages)
     return {"records": records, "events": records,  # a record and its normalized view are one row
-            **{name: await _remove(conn, table, where, dry_run) for name, (table, where) in targets.items()}}
+            "messages": current, "status_history": statuses}
 
 
 async def _remove(conn: AsyncConnection, table: Any, where: Any, dry_run: bool) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import dialect, models as m, tallies
+from archiver.db import dialect, history, models as m, tallies
 from archiver.db.where import owned_keys, records_of_messages
 from archiver.times import utcnow
 
@@ -31,7 +31,7 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
         return counts
     cutoff = (now or utcnow()) - timedelta(days=keep_days)
     async with engine.begin() as conn:
-        await dialect.refresh_statistics(conn, "records", "messages", "status_history")
+        await dialect.refresh_statistics(conn, "records", "messages", "past_statuses")
     while True:
         async with engine.begin() as conn:
             batch = list(await conn.execute(
@@ -46,16 +46,23 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
 async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
+    finished: list[tuple[str, str, str]] = []
+    if messages:  # which messages keep records, asked before any goes
+        going = set(keys)
+        left = {(row.source, row.account, row.message_id) for row in await conn.execute(
+            select(r.c.source, r.c.account, r.c.message_id, r.c.natural_key).where(records_of_messages(r, messages)))
+            if (row.source, row.account, row.natural_key) not in going}
+        finished = [mid for mid in messages if mid not in left]
+        if staying := [mid for mid in messages if mid in left]:
+            await history.keep(conn, staying)  # their statuses outlive the records going
+        statuses = await history.count(conn, finished)
     gone = await tallies.delete_records(conn, keys)
     done = {"records": gone, "events": gone}  # a record and its normalized view are one row
     if not messages:
         return {**done, "messages": 0, "status_history": 0}
-    left = {tuple(row) for row in await conn.execute(
-        select(r.c.source, r.c.account, r.c.message_id).distinct().where(records_of_messages(r, messages)))}
-    finished = [mid for mid in messages if mid not in left]
-    for name, table in (("messages", m.messages), ("status_history", m.status_history)):
-        done[name] = await _delete(conn, table, owned_keys(table, "message_id", finished))
-    return done
+    done["messages"] = await _delete(conn, m.messages, owned_keys(m.messages, "message_id", finished))
+    await history.forget(conn, finished)
+    return {**done, "status_history": statuses}
 
 
 async def _delete(conn: Any, table: Any, where: Any) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import pytest
 from alembic import command
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver import jsoncodec
@@ -153,6 +153,45 @@ async def test_0009_folds_events_into_records_and_back(engine: AsyncEngine) -> N
     await to_revision(engine, "0008", down=True)
     assert await keys(engine, m.records) == await keys(engine, m.events) == \
         {("sendzen", r.key) for r in whole} | {("infobip", r.key) for r in infobip}
+
+
+async def test_0010_reads_status_history_from_records_and_keeps_only_what_they_do_not_say(engine: AsyncEngine) -> None:
+    """0009's history rows read the same through the view; those the records say the same
+    way (same status, same first time) are not kept twice; down again, the table is back."""
+    await to_revision(engine, "0009")
+    infobip = [parse_message(infobip_message(i, T)) for i in range(3)]
+    store = Store(engine)
+    await store.save("infobip", "default", infobip)
+    await store.close()
+    sqlite = dialect.is_sqlite(engine)
+    when = lambda value: dialect.stored_time(value, sqlite)  # noqa: E731
+    async with engine.begin() as conn:
+        r = m.records
+        shown = [tuple(row) for row in await conn.execute(select(
+            r.c.source, r.c.account, r.c.message_id, r.c.status, func.coalesce(r.c.status_detail, ""),
+            r.c.first_seen_at).order_by(r.c.message_id))]
+        assert len(shown) == 3
+        changed = ("infobip", "default", shown[0][2], "PENDING", "PENDING_ENROUTE", T - timedelta(hours=1))
+        earlier = (*shown[1][:5], T - timedelta(hours=2))  # its first record was pruned since: seen before this one
+        old_rows = [*shown[:1], changed, earlier, *shown[2:]]
+        for row in old_rows:
+            await conn.execute(text("INSERT INTO status_history (source, account, message_id, status, status_detail, "
+                                    "seen_at) VALUES (:s, :a, :m, :st, :d, :at)"),
+                               dict(zip(("s", "a", "m", "st", "d"), row[:5]), at=when(row[5])))
+
+    def rows(result: Any) -> set[tuple[Any, ...]]:
+        return {(*row[:5], row[5].astimezone(timezone.utc)) for row in result}
+
+    expected = rows(old_rows)
+    query = select(*[m.status_history.c[c] for c in ("source", "account", "message_id", "status", "status_detail",
+                                                     "seen_at")])
+    await to_revision(engine, "0010")
+    async with engine.connect() as conn:
+        assert rows(await conn.execute(query)) == expected
+        assert rows(await conn.execute(select(m.past_statuses))) == rows([changed, earlier])
+    await to_revision(engine, "0009", down=True)
+    async with engine.connect() as conn:
+        assert rows(await conn.execute(query)) == expected, "a table again, with every row"
 
 
 def test_the_revision_a_start_checks_for_is_the_newest_migration() -> None:

@@ -23,7 +23,7 @@ def sqlite_batch(records: list[Record]) -> rows.Batch:
     return rows.rows_of(rows.crossing(records), sqlite_writer.time)
 
 
-def test_a_batch_keeps_each_message_newest_status_and_every_status_once() -> None:
+def test_a_batch_keeps_each_message_newest_status() -> None:
     batch = sqlite_batch([status("a", "m1", "read", 3), status("b", "m1", "sent", 1),
                           status("c", "m1", "sent", 1, "via x"), status("d", "m2", "delivered", 2),
                           Record(key="e", at=T, raw={}, event=Event())])
@@ -31,7 +31,6 @@ def test_a_batch_keeps_each_message_newest_status_and_every_status_once() -> Non
     assert [row[-1] for row in batch.rows][:2] == ['{"k":"a"}', '{"k":"b"}'], "raw as compact JSON text"
     assert batch.messages == [["m1", "read", 3, "2024-05-01 00:00:03.000000"],
                               ["m2", "delivered", 2, "2024-05-01 00:00:02.000000"]], "forward only, in key order"
-    assert batch.history == [["m1", "read", ""], ["m1", "sent", ""], ["m1", "sent", "via x"], ["m2", "delivered", ""]]
 
 
 def test_a_row_holds_every_column_of_the_statement() -> None:

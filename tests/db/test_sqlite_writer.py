@@ -68,13 +68,13 @@ def save_of(*records, owner=("sendzen", "default"), checkpoint=None) -> SqliteSa
     return SqliteSave(owner, micros(T), crossing(records), checkpoint)
 
 
-def test_a_save_is_one_transaction_of_its_rows_text_index_statuses_tally_checkpoint_and_window() -> None:
+def test_a_save_is_one_transaction_of_its_rows_text_index_messages_tally_checkpoint_and_window() -> None:
     wired = crossing([status("a", "m1", "sent", 1), status("b", "m1", "read", 3)])
     save = SqliteSave(("sendzen", "shop"), micros(T), wired, micros(T), (micros(T), micros(T), 2, 1))
     tx = program.transaction(save)
     assert tx.rows == 2 and tx.keys == ("sendzen", "shop", '["a","b"]')
     assert [step.sql for step in tx.steps] == [program.RECORDS, program.TEXT_OUT, program.TEXT_IN, program.MESSAGES,
-                                               program.HISTORY_IN, program.CHECKPOINT, program.COVERAGE]
+                                               program.CHECKPOINT, program.COVERAGE]
     assert [row[0] for row in tx.steps[0].rows] == ["a", "b"]
     assert tx.steps[0].fixed == ("sendzen", "shop", "2024-05-01 00:00:00.000000", "2024-05-01 00:00:00.000000")
     assert tx.steps[-2].fixed[2] == "2024-05-01 00:00:00.000000", "the checkpoint in the stored time form"
