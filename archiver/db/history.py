@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from sqlalchemy import and_, delete, exists, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from archiver.db import models as m
+from archiver.db import dialect, models as m
 from archiver.db.where import owned_keys
 
 h, p = m.status_history, m.past_statuses
@@ -24,10 +24,9 @@ KEY = ("source", "account", "message_id", "status", "status_detail")
 async def keep(conn: AsyncConnection, messages: Iterable[tuple[str, str, str]]) -> None:
     """The history of ``messages`` (source, account, message id) kept in ``past_statuses``,
     so that it outlives their records."""
-    unkept = select(*[h.c[c] for c in KEY], h.c.seen_at).where(
-        owned_keys(h, "message_id", messages),
-        ~exists().where(and_(*[p.c[c] == h.c[c] for c in KEY])))
-    await conn.execute(p.insert().from_select([*KEY, "seen_at"], unkept))
+    history = select(*[h.c[c] for c in KEY], h.c.seen_at).where(owned_keys(h, "message_id", messages))
+    # the ones kept already stay as they are, also those a trigger keeps meanwhile (PostgreSQL)
+    await conn.execute(dialect.insert(conn)(p).from_select([*KEY, "seen_at"], history).on_conflict_do_nothing())
 
 
 async def count(conn: AsyncConnection, messages: Iterable[tuple[str, str, str]]) -> int:

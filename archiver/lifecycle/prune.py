@@ -47,6 +47,7 @@ async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
     finished: list[tuple[str, str, str]] = []
+    statuses = 0
     if messages:  # which messages keep records, asked before any goes
         going = set(keys)
         left = {(row.source, row.account, row.message_id) for row in await conn.execute(

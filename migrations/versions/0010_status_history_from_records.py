@@ -125,7 +125,8 @@ def downgrade() -> None:
         op.execute("ALTER INDEX ix_records_text_trgm RESET (gin_pending_list_limit)")
     op.create_table(
         'status_history_table',
-        sa.Column('source', sa.String(32)), sa.Column('account', sa.String(64)), sa.Column('message_id', sa.String(256)),
+        sa.Column('source', sa.String(32)), sa.Column('account', sa.String(64)),
+        sa.Column('message_id', sa.String(256)),
         sa.Column('status', sa.String(32)), sa.Column('status_detail', sa.String(64), server_default=''),
         sa.Column('seen_at', TIME, nullable=False),
         sa.PrimaryKeyConstraint(*KEY.split(", "), name='status_history_pkey'), sqlite_with_rowid=False)

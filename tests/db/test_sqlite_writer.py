@@ -46,8 +46,9 @@ def connected(path: Path) -> sqlite3.Connection:
 
 def test_a_failed_statement_rolls_the_whole_transaction_back(tmp_path: Path) -> None:
     handle = connected(tmp_path / "a.db")
+    steps = [Step(INSERT, ("a", "b"), [[1, 1]]), Step("INSERT INTO missing VALUES (1)", ())]
     with pytest.raises(sqlite3.OperationalError):
-        program.run(handle, Transaction([Step(INSERT, ("a", "b"), [[1, 1]]), Step("INSERT INTO missing VALUES (1)", ())]))
+        program.run(handle, Transaction(steps))
     assert handle.execute("SELECT count(*) FROM t").fetchone()[0] == 0 and not handle.in_transaction
 
 
