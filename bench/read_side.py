@@ -246,7 +246,7 @@ async def bench(label: str, url: str, messages: int, repeat: int, tmp: Path) -> 
     started = time.perf_counter()
     await fill(store, messages)
     async with engine.begin() as conn:  # as autovacuum leaves a live database (the bench outpaces it)
-        await refresh_statistics(conn, "records", "messages", "status_history")
+        await refresh_statistics(conn, "records", "messages", "past_statuses")
     print(f"\n{label}: {messages:,} messages generated in {time.perf_counter() - started:.0f}s")
     port = free_port()
     api = ApiConfig(host="127.0.0.1", port=port, tokens=(ApiToken(name="bench", token=TOKEN),))

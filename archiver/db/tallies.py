@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Iterable
 
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from archiver.db import dialect, models as m
@@ -26,6 +26,17 @@ async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:
     stmt = dialect.insert(conn)(t).values(source=source, account=account, records=n)
     await conn.execute(stmt.on_conflict_do_update(index_elements=["source", "account"],
                                                   set_={"records": t.c.records + stmt.excluded.records}))
+
+
+async def lock(conn: AsyncConnection, owners: Iterable[tuple[str, str]]) -> None:
+    """PostgreSQL: hold the tallies of ``owners`` (source, account) from here to the commit.
+    A save takes its account's tally before anything its statement's triggers write, so a
+    transaction deleting records takes them first too: in the other order, each could wait
+    for the other. (SQLite has one writer at a time.)"""
+    if not dialect.is_sqlite(conn):
+        held = [and_(t.c.source == source, t.c.account == account) for source, account in sorted(set(owners))]
+        await conn.execute(select(t.c.records).where(or_(false(), *held))
+                           .order_by(t.c.source, t.c.account).with_for_update())
 
 
 async def delete_records(conn: AsyncConnection, keys: Iterable[tuple[str, str, str]]) -> int:

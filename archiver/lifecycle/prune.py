@@ -48,6 +48,7 @@ async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
     finished: list[tuple[str, str, str]] = []
     statuses = 0
+    await tallies.lock(conn, {(source, account) for source, account, _ in keys})  # before keep(): see lock
     if messages:  # which messages keep records, asked before any goes
         going = set(keys)
         left = {(row.source, row.account, row.message_id) for row in await conn.execute(

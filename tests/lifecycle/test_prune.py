@@ -3,13 +3,14 @@ never come back from a provider that still serves them, and the daemon prunes by
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from archiver.db import models as m
 from archiver.db.store import Store
@@ -20,7 +21,7 @@ from archiver.lifecycle.admission import Admission
 from archiver.lifecycle.prune import prune
 from archiver.simulator import FakeSendZen, sendzen_log, spread
 from archiver.times import utcnow
-from tests.cli_helpers import archiver, read_until, start_daemon
+from tests.cli_helpers import archiver, read_until, start_daemon, wait_for
 from tests.helpers import free_port, sendzen_source, write_config
 
 NOW = utcnow().replace(microsecond=0)
@@ -142,3 +143,48 @@ async def test_a_record_s_age_is_its_occurred_at_else_created_at(store: Store) -
     assert (await prune(store.engine, keep_days=3, now=NOW))["records"] == 2
     async with store.engine.connect() as conn:
         assert list(await conn.scalars(select(m.records.c.natural_key))) == ["positioned-long-ago"]
+
+
+async def test_a_prune_and_a_save_of_the_same_message_never_deadlock(postgres, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: prune keeps the statuses of a message it leaves a record of while a save
+    changes that record's status, whose trigger keeps the same status: each inserts the
+    same ``past_statuses`` row, and the save holds its account's tally. Prune takes the
+    tally first, so the save waits for it instead of each waiting for the other."""
+    from archiver.db import history
+    from archiver.db.connect import create_engine, migrate
+
+    engine = create_engine(postgres.new_database())
+    await migrate(engine)
+    store = Store(engine)
+    old, young = NOW - timedelta(days=10), NOW - timedelta(days=1)
+
+    def log(key: str, status: str, at: Any) -> Record:
+        return Record(key=key, at=at, raw={"k": key, "status": status},
+                      event=Event(message_id="m9", status=status, occurred_at=at), status_rank=1)
+
+    await store.save("infobip", "default", [log("gone", "sent", old), log("stays", "delivered", young)])
+    keep, saved = history.keep, []
+
+    async def keep_then_save(conn: Any, messages: Any) -> None:
+        await keep(conn, messages)  # m9's "delivered", not committed yet
+        saving = asyncio.ensure_future(store.save("infobip", "default", [log("stays", "read", young)]))
+        saved.append(saving)
+        await wait_for(_waiting_for_a_lock(engine), timeout=10, every=0.01)  # blocked on this transaction
+
+    monkeypatch.setattr(history, "keep", keep_then_save)
+    counts = await prune(engine, keep_days=3, now=NOW)
+    await saved[0]  # no DeadlockDetectedError on either side
+    assert counts["records"] == 1 and counts["status_history"] == 0
+    async with engine.connect() as conn:
+        statuses = set(await conn.scalars(select(m.status_history.c.status)))
+    assert statuses == {"sent", "delivered", "read"}
+    await store.close()
+    await engine.dispose()
+
+
+def _waiting_for_a_lock(engine: Any):  # type: ignore[no-untyped-def]
+    async def check() -> bool:
+        async with engine.connect() as conn:
+            return bool(await conn.scalar(select(func.count()).select_from(text("pg_stat_activity"))
+                                          .where(text("wait_event_type = 'Lock'"))))
+    return check
