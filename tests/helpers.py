@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp
 
 from archiver.config import Config
+from archiver.domain import Event, Record
 from archiver.http import HttpClient, RetryPolicy
 from archiver.ratelimit import RateLimiter
 from archiver.sources.infobip import InfobipConfig, InfobipSource, describe_error
@@ -59,3 +60,9 @@ def write_config(path: Any, db_url: str, *, sendzen: str | None = None, infobip:
 
 
 __all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "free_port", "FAST_RETRIES"]
+
+
+def status_record(key: str, message: str, status: str, at: Any, detail: str | None = None, **raw: Any) -> Record:
+    """A record of ``message`` showing ``status`` (its raw text changes with ``raw``)."""
+    return Record(key=key, at=at, raw={"k": key, "status": status, "detail": detail, **raw},
+                  event=Event(message_id=message, status=status, status_detail=detail, occurred_at=at), status_rank=1)

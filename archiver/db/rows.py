@@ -1,10 +1,10 @@
 """A batch of records as plain rows for ``records`` and ``messages``.
 
 Pure, and free of SQLAlchemy: SQLite's writer process (``archiver.db.sqlite_writer``)
-builds its rows here, from records as the archiver's process sends them (``crossing``),
-and so does the PostgreSQL writer in the archiver's own process. Building the rows
-in the writer process moved a third of the event loop's work per record there: the
-loop only picks each record's values and encodes its raw JSON.
+builds its rows here (``rows_of``), from records as the archiver's process sends them
+(``crossing``): the event loop only picks each record's values, and the writer encodes
+raw and builds the rows. PostgreSQL's writer sends ``wire``'s tuples as they are, and its
+statement builds the rows by the same rules.
 """
 
 from __future__ import annotations

@@ -46,25 +46,27 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
 async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
-    finished: list[tuple[str, str, str]] = []
-    statuses = 0
     await tallies.lock(conn, {(source, account) for source, account, _ in keys})  # before keep(): see lock
-    if messages:  # which messages keep records, asked before any goes
-        going = set(keys)
-        left = {(row.source, row.account, row.message_id) for row in await conn.execute(
-            select(r.c.source, r.c.account, r.c.message_id, r.c.natural_key).where(records_of_messages(r, messages)))
-            if (row.source, row.account, row.natural_key) not in going}
-        finished = [mid for mid in messages if mid not in left]
-        if staying := [mid for mid in messages if mid in left]:
-            await history.keep(conn, staying)  # their statuses outlive the records going
-        statuses = await history.count(conn, finished)
+    left = await _keeping_records(conn, messages, set(keys)) if messages else set()
+    finished = [mid for mid in messages if mid not in left]
+    if staying := [mid for mid in messages if mid in left]:
+        await history.keep(conn, staying)  # their statuses outlive the records going
+    statuses = await history.count(conn, finished) if finished else 0  # the view: before the records go
     gone = await tallies.delete_records(conn, keys)
-    done = {"records": gone, "events": gone}  # a record and its normalized view are one row
-    if not messages:
-        return {**done, "messages": 0, "status_history": 0}
-    done["messages"] = await _delete(conn, m.messages, owned_keys(m.messages, "message_id", finished))
-    await history.forget(conn, finished)
-    return {**done, "status_history": statuses}
+    counts = {"records": gone, "events": gone, "messages": 0, "status_history": statuses}  # events: a view
+    if finished:
+        counts["messages"] = await _delete(conn, m.messages, owned_keys(m.messages, "message_id", finished))
+        await history.forget(conn, finished)
+    return counts
+
+
+async def _keeping_records(conn: Any, messages: list[tuple[str, str, str]],
+                           going: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which of ``messages`` have records besides those ``going``."""
+    rows = await conn.execute(select(r.c.source, r.c.account, r.c.message_id, r.c.natural_key)
+                              .where(records_of_messages(r, messages)))
+    return {(row.source, row.account, row.message_id) for row in rows
+            if (row.source, row.account, row.natural_key) not in going}
 
 
 async def _delete(conn: Any, table: Any, where: Any) -> int:

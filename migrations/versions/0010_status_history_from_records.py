@@ -38,18 +38,31 @@ depends_on = None
 TIME = sa.DateTime(timezone=True)
 GIN_PENDING_KB = 256
 KEY = "source, account, message_id, status, status_detail"
-SAME = ("p.source = r.source AND p.account = r.account AND p.message_id = r.message_id "
-        "AND p.status = r.status AND p.status_detail = coalesce(r.status_detail, '')")
-REACHED = "r.message_id <> '' AND r.status <> ''"  # as the writers recorded a status (rows_of)
 
+
+def _detail(row: str) -> str:
+    return f"coalesce({row}.status_detail, '')"  # none is '', as the writers recorded it
+
+
+def _same(kept: str, kept_detail: str, row: str) -> str:
+    """``kept`` holds the status ``row`` shows (``kept_detail``: how ``kept`` says its detail)."""
+    return (f"{kept}.source = {row}.source AND {kept}.account = {row}.account AND {kept}.message_id = "
+            f"{row}.message_id AND {kept}.status = {row}.status AND {kept_detail} = {_detail(row)}")
+
+
+def _reached(row: str) -> str:
+    return f"{row}.message_id <> '' AND {row}.status <> ''"  # as the writers recorded a status (rows_of)
+
+
+SAME = _same("p", "p.status_detail", "r")
 
 def _from_records(unkept_only: bool = True) -> str:
     """Each status the records show, first seen when the first record showing it was;
     ``unkept_only``: those ``past_statuses`` does not hold."""
     unkept = f"AND NOT EXISTS (SELECT 1 FROM past_statuses p WHERE {SAME}) " if unkept_only else ""
-    return (f"SELECT r.source, r.account, r.message_id, r.status, coalesce(r.status_detail, '') AS status_detail, "
-            f"min(r.first_seen_at) AS seen_at FROM records r WHERE {REACHED} {unkept}"
-            f"GROUP BY r.source, r.account, r.message_id, r.status, coalesce(r.status_detail, '')")
+    return (f"SELECT r.source, r.account, r.message_id, r.status, {_detail('r')} AS status_detail, "
+            f"min(r.first_seen_at) AS seen_at FROM records r WHERE {_reached('r')} {unkept}"
+            f"GROUP BY r.source, r.account, r.message_id, r.status, {_detail('r')}")
 
 
 VIEW = f"CREATE VIEW status_history AS SELECT {KEY}, seen_at FROM past_statuses UNION ALL {_from_records()}"
@@ -58,21 +71,17 @@ VIEW = f"CREATE VIEW status_history AS SELECT {KEY}, seen_at FROM past_statuses 
 def _first_seen(row: str, when: str) -> str:
     """When ``row``'s (OLD's or NEW's) status was first seen: ``when``, or earlier if
     another record of the message showed it."""
-    return (f"SELECT min(t) FROM (SELECT {when} AS t UNION ALL SELECT first_seen_at FROM records "
-            f"WHERE message_id = {row}.message_id AND source = {row}.source AND account = {row}.account "
-            f"AND status = {row}.status AND coalesce(status_detail, '') = coalesce({row}.status_detail, '') "
-            f"AND id <> NEW.id) AS s")
+    return (f"SELECT min(t) FROM (SELECT {when} AS t UNION ALL SELECT o.first_seen_at FROM records o "
+            f"WHERE {_same('o', _detail('o'), row)} AND o.id <> NEW.id) AS s")
 
 
 def _keep(row: str, when: str, sqlite: bool) -> str:
     """``row``'s status into ``past_statuses``, unless it is there. (SQLite: not by ``OR
     IGNORE``, which the upsert firing the trigger overrides with its own conflict policy.)"""
-    there = ("SELECT 1 FROM past_statuses WHERE source = {r}.source AND account = {r}.account "
-             "AND message_id = {r}.message_id AND status = {r}.status "
-             "AND status_detail = coalesce({r}.status_detail, '')").format(r=row)
+    there = f"SELECT 1 FROM past_statuses p WHERE {_same('p', 'p.status_detail', row)}"
     return (f"INSERT INTO past_statuses ({KEY}, seen_at) SELECT {row}.source, {row}.account, {row}.message_id, "
-            f"{row}.status, coalesce({row}.status_detail, ''), ({_first_seen(row, when)}) "
-            f"WHERE {row}.message_id <> '' AND {row}.status <> '' AND NOT EXISTS ({there})"
+            f"{row}.status, {_detail(row)}, ({_first_seen(row, when)}) "
+            f"WHERE {_reached(row)} AND NOT EXISTS ({there})"
             + ("" if sqlite else " ON CONFLICT DO NOTHING"))
 
 
@@ -93,13 +102,19 @@ def _sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
-def upgrade() -> None:
+def _keyed_statuses(name: str, key_name: str) -> None:
+    """A table of statuses keyed by what it records (WITHOUT ROWID on SQLite): 0009's
+    ``status_history``, and ``past_statuses`` now."""
     op.create_table(
-        'past_statuses',
-        sa.Column('source', sa.String(32), primary_key=True), sa.Column('account', sa.String(64), primary_key=True),
-        sa.Column('message_id', sa.String(256), primary_key=True), sa.Column('status', sa.String(32), primary_key=True),
-        sa.Column('status_detail', sa.String(64), primary_key=True, server_default=''),
-        sa.Column('seen_at', TIME, nullable=False), sqlite_with_rowid=False)
+        name,
+        sa.Column('source', sa.String(32)), sa.Column('account', sa.String(64)),
+        sa.Column('message_id', sa.String(256)), sa.Column('status', sa.String(32)),
+        sa.Column('status_detail', sa.String(64), server_default=''), sa.Column('seen_at', TIME, nullable=False),
+        sa.PrimaryKeyConstraint(*KEY.split(", "), name=key_name), sqlite_with_rowid=False)
+
+
+def upgrade() -> None:
+    _keyed_statuses('past_statuses', 'past_statuses_pkey')
     # A row the records say the same way (same status, same first time) is not kept.
     op.execute(f"INSERT INTO past_statuses ({KEY}, seen_at) SELECT h.source, h.account, h.message_id, h.status, "
                f"h.status_detail, h.seen_at FROM status_history h WHERE NOT EXISTS (SELECT 1 FROM ("
@@ -123,13 +138,7 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER records_past_status ON records")
         op.execute("DROP FUNCTION records_past_status()")
         op.execute("ALTER INDEX ix_records_text_trgm RESET (gin_pending_list_limit)")
-    op.create_table(
-        'status_history_table',
-        sa.Column('source', sa.String(32)), sa.Column('account', sa.String(64)),
-        sa.Column('message_id', sa.String(256)),
-        sa.Column('status', sa.String(32)), sa.Column('status_detail', sa.String(64), server_default=''),
-        sa.Column('seen_at', TIME, nullable=False),
-        sa.PrimaryKeyConstraint(*KEY.split(", "), name='status_history_pkey'), sqlite_with_rowid=False)
+    _keyed_statuses('status_history_table', 'status_history_pkey')  # 0009's, named as there
     op.execute(f"INSERT INTO status_history_table ({KEY}, seen_at) SELECT {KEY}, seen_at FROM status_history")
     op.execute("DROP VIEW status_history")
     op.drop_table('past_statuses')

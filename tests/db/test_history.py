@@ -11,17 +11,17 @@ from sqlalchemy import func, select
 
 from archiver.db import models as m
 from archiver.db.store import Store
-from archiver.domain import Event, Record
+from archiver.domain import Record
 from archiver.lifecycle.prune import prune
 from archiver.times import utcnow
+from tests.helpers import status_record
 
 NOW = utcnow().replace(microsecond=0)
 h = m.status_history
 
 
 def log(key: str, message: str, status: str, detail: str | None = None, at: datetime = NOW, **raw: Any) -> Record:
-    return Record(key=key, at=at, raw={"k": key, "status": status, "detail": detail, **raw},
-                  event=Event(message_id=message, status=status, status_detail=detail, occurred_at=at), status_rank=1)
+    return status_record(key, message, status, at, detail, **raw)
 
 
 async def history(store: Store, message: str = "m1") -> list[tuple[str, str, datetime]]:

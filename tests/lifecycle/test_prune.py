@@ -12,7 +12,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, text
 
-from archiver.db import models as m
+from archiver.db import history, models as m
+from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
 from archiver.domain import Event, Record
 from archiver.engine import run_pass
@@ -22,7 +23,7 @@ from archiver.lifecycle.prune import prune
 from archiver.simulator import FakeSendZen, sendzen_log, spread
 from archiver.times import utcnow
 from tests.cli_helpers import archiver, read_until, start_daemon, wait_for
-from tests.helpers import free_port, sendzen_source, write_config
+from tests.helpers import free_port, sendzen_source, status_record, write_config
 
 NOW = utcnow().replace(microsecond=0)
 
@@ -150,24 +151,17 @@ async def test_a_prune_and_a_save_of_the_same_message_never_deadlock(postgres, m
     changes that record's status, whose trigger keeps the same status: each inserts the
     same ``past_statuses`` row, and the save holds its account's tally. Prune takes the
     tally first, so the save waits for it instead of each waiting for the other."""
-    from archiver.db import history
-    from archiver.db.connect import create_engine, migrate
-
     engine = create_engine(postgres.new_database())
     await migrate(engine)
     store = Store(engine)
     old, young = NOW - timedelta(days=10), NOW - timedelta(days=1)
-
-    def log(key: str, status: str, at: Any) -> Record:
-        return Record(key=key, at=at, raw={"k": key, "status": status},
-                      event=Event(message_id="m9", status=status, occurred_at=at), status_rank=1)
-
-    await store.save("infobip", "default", [log("gone", "sent", old), log("stays", "delivered", young)])
+    await store.save("infobip", "default", [status_record("gone", "m9", "sent", old),
+                                            status_record("stays", "m9", "delivered", young)])
     keep, saved = history.keep, []
 
     async def keep_then_save(conn: Any, messages: Any) -> None:
         await keep(conn, messages)  # m9's "delivered", not committed yet
-        saving = asyncio.ensure_future(store.save("infobip", "default", [log("stays", "read", young)]))
+        saving = asyncio.ensure_future(store.save("infobip", "default", [status_record("stays", "m9", "read", young)]))
         saved.append(saving)
         await wait_for(_waiting_for_a_lock(engine), timeout=10, every=0.01)  # blocked on this transaction
 
