@@ -210,3 +210,13 @@ async def test_migrate_brings_an_empty_database_to_the_newest_revision_and_then_
     assert await connect.schema_revision(engine) == "0008"
     await connect.migrate(engine)
     assert await connect.schema_revision(engine) == connect.SCHEMA_REVISION, "an older schema is migrated"
+
+
+async def test_postgresql_s_text_index_keeps_a_short_pending_list(postgres) -> None:  # type: ignore[no-untyped-def]
+    """0010: at most 256 KB of the trigram index unmerged (every text search reads it through)."""
+    engine = create_engine(postgres.new_database())
+    await connect.migrate(engine)
+    async with engine.connect() as conn:
+        options = await conn.scalar(text("SELECT reloptions FROM pg_class WHERE relname = 'ix_records_text_trgm'"))
+    await engine.dispose()
+    assert options == ["gin_pending_list_limit=256"]
