@@ -10,6 +10,7 @@ an error message or a log line.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -87,10 +88,22 @@ class HttpClient:
     async def get_json(
         self, url: str, params: Mapping[str, str], headers: Mapping[str, str], parse: Callable[[Any], T]
     ) -> T:
-        """GET ``url`` and return ``parse(body)``, retrying what is worth retrying."""
+        """GET ``url`` and return ``parse(body)``, retrying what is worth retrying.
+
+        The first attempt runs before tenacity is set up: nearly every request succeeds
+        at once, and building the retry loop cost about 12 µs a request (a 100k backfill
+        makes 5,000). A failure becomes tenacity's first attempt, with the time it took
+        counted against ``max_seconds``: the retries are those a retry loop around every
+        attempt would make."""
+        started = time.monotonic()
+        try:
+            return parse(await self._get_once(url, params, headers))
+        except (TransientError, RateLimited) as exc:
+            first: BaseException | None = exc
         retrying = AsyncRetrying(
             retry=retry_if_exception_type((TransientError, RateLimited)),
-            stop=stop_after_attempt(self._policy.attempts) | stop_after_delay(self._policy.max_seconds),
+            stop=stop_after_attempt(self._policy.attempts)
+            | stop_after_delay(max(0.0, self._policy.max_seconds - (time.monotonic() - started))),
             wait=self._policy.wait,
             before_sleep=self._log_retry,
             reraise=True,
@@ -98,6 +111,9 @@ class HttpClient:
         try:
             async for attempt in retrying:
                 with attempt:
+                    if first is not None:
+                        failed, first = first, None
+                        raise failed
                     return parse(await self._get_once(url, params, headers))
         except (TransientError, RateLimited) as exc:
             raise RetriesExhausted(f"{exc} (gave up after {self._policy.attempts} attempts)") from exc
