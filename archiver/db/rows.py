@@ -55,10 +55,9 @@ def wire(records: Sequence[Record]) -> list[Wired]:
 
 
 def crossing(records: Sequence[Record]) -> list[Wired]:
-    """``records`` as plain tuples to cross to SQLite's writer process: times as
-    ``micros`` (a datetime takes three times as long to pickle), raw as parsed, which
-    that process encodes (``rows_of``): pickling it costs the event loop a third of what
-    encoding it would."""
+    """``records`` as plain tuples to cross to SQLite's writer process (marshalled:
+    ``sqlite_writer.encode``): times as ``micros``, raw as parsed, which that process
+    encodes (``rows_of``): sending it costs the event loop less than encoding it would."""
     wired = []
     for r in records:
         e, at = r.event, micros(r.at)

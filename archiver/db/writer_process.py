@@ -25,7 +25,7 @@ import weakref
 from collections import deque
 from pathlib import Path
 
-from archiver.db.sqlite_writer import HEADER, SqliteSave
+from archiver.db.sqlite_writer import HEADER, SqliteSave, encode
 
 PIPE_BYTES = 1 << 20
 """The request pipe's buffer (Linux's default ceiling): two saves of half a megabyte wait
@@ -52,7 +52,7 @@ class WriterProcess:
     async def run(self, save: SqliteSave) -> None:
         """Send ``save`` and wait until the child has committed it. A cancelled caller
         still waits for the answer: its save is whole in the pipe, and will be run."""
-        exchange = asyncio.ensure_future(self._exchange(pickle.dumps(save, protocol=5)))
+        exchange = asyncio.ensure_future(self._exchange(encode(save)))
         try:
             await asyncio.shield(exchange)
         except asyncio.CancelledError:

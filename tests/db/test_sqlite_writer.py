@@ -53,7 +53,7 @@ def test_a_failed_statement_rolls_the_whole_transaction_back(tmp_path: Path) -> 
 
 
 def frames(*saves: SqliteSave) -> io.BytesIO:
-    out = b"".join(program.HEADER.pack(len(body)) + body for body in map(pickle.dumps, saves))
+    out = b"".join(program.HEADER.pack(len(body)) + body for body in map(program.encode, saves))
     return io.BytesIO(out)
 
 
@@ -63,6 +63,29 @@ def answers(stream: io.BytesIO) -> list[BaseException | None]:
     while header := stream.read(program.HEADER.size):
         found.append(pickle.loads(stream.read(program.HEADER.unpack(header)[0])))
     return found
+
+
+def test_a_save_crosses_marshalled_and_arrives_equal_raw_in_its_key_order() -> None:
+    """Exactly what was sent: big and negative numbers, floats, booleans, None, any text,
+    and raw's keys in the order served (the writer encodes raw from it)."""
+    raw = {"z": 1, "a": [2**70, -3, 0.1, True, None], "é": {"nested": "ü\u2028"}}
+    save = SqliteSave(("sendzen", "default"), micros(T), [("k", 1, ("x", None, 2.5, False), (1, None, 1), 3, raw)],
+                      micros(T), (1, 2, 3, 4))
+    body = program.encode(save)
+    assert body[:1] == b"m"
+    arrived = program.decode(body)
+    assert arrived == save and isinstance(arrived, SqliteSave) and list(arrived.records[0][5]) == ["z", "a", "é"]
+
+
+class Label(str):
+    """A source's own kind of text."""
+
+
+def test_a_value_marshal_refuses_sends_the_save_pickled() -> None:
+    """A subclass of a core type (a source's own ``str``) still crosses, whole."""
+    save = SqliteSave(("sendzen", "default"), micros(T), [("k", 1, (Label("x"),), (1, None, 1), 3, {"a": 1})])
+    body = program.encode(save)
+    assert body[:1] == b"p" and program.decode(body) == save
 
 
 def save_of(*records, owner=("sendzen", "default"), checkpoint=None) -> SqliteSave:  # type: ignore[no-untyped-def]

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import pickle
 from datetime import timedelta
 
 import orjson
 
 from archiver.db import rows, writer
 from archiver.db.rows import micros
-from archiver.db.sqlite_writer import SqliteSave
+from archiver.db.sqlite_writer import SqliteSave, decode, encode
 from tests.db.test_rows import T, status
 
 
@@ -22,7 +21,7 @@ def test_a_sqlite_save_crosses_to_the_writer_with_its_times_as_microseconds_and_
     assert request.window == (micros(T), micros(now), 1, 1)
     [(key, at, plain, times, rank, raw)] = request.records
     assert (key, at, raw, rank) == ("a", micros(T), {"k": "a"}, 1) and times[0] == micros(T + timedelta(seconds=1))
-    assert pickle.loads(pickle.dumps(request)) == request and isinstance(pickle.loads(pickle.dumps(request)), SqliteSave)
+    assert decode(encode(request)) == request and isinstance(decode(encode(request)), SqliteSave)
 
 
 def test_postgresql_reads_the_wired_records_where_the_statement_says() -> None:

@@ -6,7 +6,6 @@ import array
 import asyncio
 import fcntl
 import os
-import pickle
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
 from archiver.db.rows import crossing, micros
-from archiver.db.sqlite_writer import HEADER, SqliteSave
+from archiver.db.sqlite_writer import HEADER, SqliteSave, encode
 from archiver.errors import DatabaseError
 from tests.cli_helpers import wait_for
 from tests.db.test_rows import T, status
@@ -167,7 +166,7 @@ async def test_at_end_of_input_the_writer_commits_what_it_was_given_and_exits(tm
     await engine.dispose()
     child = subprocess.Popen([sys.executable, "-m", "archiver.db.sqlite_writer", str(database)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    body = pickle.dumps(SqliteSave(("sendzen", "default"), micros(T), crossing([status("x", "m1", "sent", 1)])))
+    body = encode(SqliteSave(("sendzen", "default"), micros(T), crossing([status("x", "m1", "sent", 1)])))
     child.stdin.write(HEADER.pack(len(body)) + body)  # type: ignore[union-attr]
     child.stdin.close()  # type: ignore[union-attr]
     assert await asyncio.to_thread(child.wait, 30) == 0

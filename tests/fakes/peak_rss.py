@@ -3,11 +3,14 @@ much memory it took and how long.
 
 The command is ``python ARGS…`` (this interpreter), or ``PATH ARGS…`` with ``--program``
 (another one: the bench's peer in its own virtualenv). The last stderr line is
-``peak_rss_kb=N tree_rss_kb=M seconds=S``, and the exit code is the command's:
+``peak_rss_kb=N tree_rss_kb=M tree_pss_kb=P seconds=S``, and the exit code is the command's:
 - ``peak_rss_kb``: the command's own peak, from ``wait4`` (``RUSAGE_CHILDREN`` of the
   caller would be the largest of every child it ever waited for: a browser, initdb…);
 - ``tree_rss_kb``: the peak of the command and its children together (SQLite's writer
-  process), their RSS sampled every 50 ms, and never less than the command's own peak.
+  process), their RSS sampled every 50 ms, and never less than the command's own peak;
+  it counts the pages the two share (the interpreter, its libraries) twice;
+- ``tree_pss_kb``: the peak of their PSS together, sampled alike: each shared page
+  divided among the processes mapping it, i.e. the memory the machine pays for them.
 
 A small fresh process of its own, so that it counts nothing of its caller's pages (the
 bench holds the simulators' data).
@@ -42,22 +45,31 @@ def rss_kb(pid: int) -> int:
         return 0
 
 
+def pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            return int(f.read().split("\nPss:")[1].split()[0])
+    except (OSError, IndexError):
+        return 0
+
+
 def measure(argv: list[str]) -> int:
     started = time.monotonic()
     pid = os.posix_spawn(argv[0], argv, os.environ)
-    peak, done = [0], threading.Event()
+    rss, pss, done = [0], [0], threading.Event()
 
     def sample() -> None:
         tree, rounds = [pid], 0
         while not done.wait(0.05):
             if rounds % 10 == 0:  # look for new children twice a second; read the known ones 20 times
                 tree = [pid, *children(pid)]
-            peak[0], rounds = max(peak[0], sum(map(rss_kb, tree))), rounds + 1
+            rss[0], pss[0] = max(rss[0], sum(map(rss_kb, tree))), max(pss[0], sum(map(pss_kb, tree)))
+            rounds += 1
 
     threading.Thread(target=sample, daemon=True).start()
     _, status, usage = os.wait4(pid, 0)
     done.set()
-    print(f"peak_rss_kb={usage.ru_maxrss} tree_rss_kb={max(peak[0], usage.ru_maxrss)} "
+    print(f"peak_rss_kb={usage.ru_maxrss} tree_rss_kb={max(rss[0], usage.ru_maxrss)} tree_pss_kb={pss[0]} "
           f"seconds={time.monotonic() - started:.3f}", file=sys.stderr)
     return os.waitstatus_to_exitcode(status)
 
