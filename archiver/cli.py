@@ -22,17 +22,14 @@ import structlog
 
 from archiver import config as config_mod
 from archiver import logs
-from archiver.engine import PassResult, run_pass
 from archiver.errors import ArchiverError, AuthFailed, ConfigError, one_line
 from archiver.export import atomic_output, export, export_quarantined
 from archiver.leases import backfill_claims
 from archiver.lifecycle.erase import erase_phone
 from archiver.lifecycle.prune import prune
 from archiver.lifecycle.subjects import normalise
-from archiver.progress import BackfillProgress, print_summary
 from archiver.runtime import opened
 from archiver.sources.registry import SOURCE_NAMES
-from archiver.status import provider_statuses, render_text
 from archiver.times import parse_cli_time, rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
@@ -171,14 +168,21 @@ def _fail(message: str, secrets: list[str], code: int) -> int:
     return code
 
 
+# The commands import what only they use (the engine, the progress bars, the status
+# report), and those that only read or change the archive open it without sources
+# (``opened(sources=False)``): nor aiohttp, nor tenacity, nor the engine load for them.
+
 async def cmd_migrate(config: config_mod.Config, _args: argparse.Namespace) -> int:
-    async with opened(config):
+    async with opened(config, sources=False):
         pass
     print("database schema is up to date")
     return 0
 
 
 async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> int:
+    from archiver.engine import PassResult, run_pass
+    from archiver.progress import BackfillProgress, print_summary
+
     started = time.monotonic()
     async with opened(config) as rt:
         chosen = rt.select(args.source, args.account)
@@ -245,7 +249,7 @@ async def cmd_serve(config: config_mod.Config, _args: argparse.Namespace) -> int
     if config.api is None:
         raise ConfigError("[api] is missing: add it (host, port, [[api.tokens]]) to serve the read side")
     stop = _stop_on_signals()
-    async with opened(config) as rt, read_side(config, rt.store):
+    async with opened(config, sources=False) as rt, read_side(config, rt.store):
         log.info("read side started", listen=f"{config.api.host}:{config.api.port}")
         await stop.wait()
     return 0
@@ -280,6 +284,8 @@ async def read_side(config: config_mod.Config, store: Any) -> AsyncIterator[None
 
 
 async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int:
+    from archiver.status import provider_statuses, render_text
+
     async with opened(config) as rt:
         statuses = await provider_statuses(rt.select(None), rt.store, config.archive.keep_days)
     print(json.dumps(statuses, indent=2) if args.json else render_text(statuses))
@@ -287,7 +293,7 @@ async def cmd_status(config: config_mod.Config, args: argparse.Namespace) -> int
 
 
 async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int:
-    async with opened(config) as rt:
+    async with opened(config, sources=False) as rt:
         if args.format == "parquet":
             from archiver.parquet import export_parquet  # pyarrow loads only when asked for
 
@@ -304,7 +310,7 @@ async def cmd_export(config: config_mod.Config, args: argparse.Namespace) -> int
 
 
 async def cmd_prune(config: config_mod.Config, _args: argparse.Namespace) -> int:
-    async with opened(config) as rt:
+    async with opened(config, sources=False) as rt:
         counts = await prune(rt.store.engine, config.archive.keep_days)
     if not config.archive.keep_days:
         print("[archive] keep_days is 0 (keep forever): nothing pruned")
@@ -314,7 +320,7 @@ async def cmd_prune(config: config_mod.Config, _args: argparse.Namespace) -> int
 
 
 async def cmd_erase(config: config_mod.Config, args: argparse.Namespace) -> int:
-    async with opened(config) as rt:
+    async with opened(config, sources=False) as rt:
         counts = await erase_phone(rt.store.engine, args.phone, dry_run=args.dry_run)
     verb = "would erase" if args.dry_run else "erased"
     print(f"{verb} " + ", ".join(f"{table}: {n}" for table, n in counts.items()))

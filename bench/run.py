@@ -56,8 +56,8 @@ class Run:
     tree_rss_mb: float = float("nan")
     """The peak of the archiver's and its writer process's RSS together (sampled): the
     pages they share are counted twice."""
-    tree_pss_mb: float = float("nan")
-    """The same with each shared page divided between them (PSS): what the machine pays."""
+    tree_once_mb: float = float("nan")
+    """The same with the pages both map from the same file counted once."""
 
     @property
     def rate(self) -> float:
@@ -71,7 +71,7 @@ tree's (with SQLite's writer process) and its wall time (``tests/fakes/peak_rss.
 
 def backfill(config: Path) -> tuple[float, float, float, float, float]:
     """Run ``archiver backfill``: its wall seconds, its own peak RSS and its process tree's
-    RSS and PSS (MB), and the seconds its summary reports (the command's work without the
+    RSS, summed and with shared file pages once (MB), and the seconds its summary reports (the command's work without the
     interpreter's start and imports: the scope of dlt's ``pipeline.run`` figure)."""
     done = subprocess.run([*MEASURE, "-m", "archiver", "--config", str(config), "--log-level", "warning",
                            "backfill"], capture_output=True, text=True, cwd=ROOT)
@@ -80,7 +80,7 @@ def backfill(config: Path) -> tuple[float, float, float, float, float]:
     measured = reading(done.stderr)
     summary = re.search(r"backfill summary \(([\d.]+)s\)", done.stdout)
     return (measured["seconds"], measured["peak_rss_kb"] / 1024, float(summary.group(1)) if summary else float("nan"),
-            measured["tree_rss_kb"] / 1024, measured["tree_pss_kb"] / 1024)
+            measured["tree_rss_kb"] / 1024, measured["tree_once_kb"] / 1024)
 
 
 def write_config(path: Path, db_url: str, section: str, base_url: str, **keys: object) -> Path:
@@ -132,8 +132,8 @@ async def sendzen_run(label: str, records: int, latency: float, db_url: str, tmp
         for i, at in enumerate(spread(records, now - timedelta(days=7) + timedelta(minutes=2), now)):
             fake.add(sendzen_log(i, at))
         config = write_config(tmp / f"{label}.toml", db_url, "sendzen", fake.base_url, **keys)
-        seconds, rss, own, tree, pss = await in_thread(backfill, config)
-        run = Run(label, records, len(fake.requests), seconds, rss, own_seconds=own, tree_rss_mb=tree, tree_pss_mb=pss)
+        seconds, rss, own, tree, once = await in_thread(backfill, config)
+        run = Run(label, records, len(fake.requests), seconds, rss, own_seconds=own, tree_rss_mb=tree, tree_once_mb=once)
         if latency == 0 and measure:
             per_record, ratio = await footprint(db_url)
             run.extra = (f"{per_record:,.0f} bytes on disk per record = {ratio:.2f}× its raw JSON; "
@@ -152,13 +152,13 @@ async def infobip_run(label: str, records: int, pending_every: int, rpm: int, wi
             fake.add(infobip_message(i, at, final=pending_every > 1 and i % pending_every != 0))
         config = write_config(tmp / f"{label}.toml", db_url, "infobip", fake.base_url,
                               requests_per_minute=rpm, window_seconds=window)
-        seconds, rss, _, tree, pss = await in_thread(backfill, config)
+        seconds, rss, _, tree, once = await in_thread(backfill, config)
         n = len(fake.requests)
         least = 60.0 * ((n - 1) // rpm)  # the earliest the n-th request may start under the limit
         utilization = least / seconds if least else float("nan")
         return Run(label, records, n, seconds, rss,
                    f"{n / seconds * 60:.0f} req/min; limit-bound time {least:.0f}s → utilization "
-                   f"{utilization:.0%}; 429s served {fake.served.get(429, 0)}", tree_rss_mb=tree, tree_pss_mb=pss)
+                   f"{utilization:.0%}; 429s served {fake.served.get(429, 0)}", tree_rss_mb=tree, tree_once_mb=once)
     finally:
         await fake.stop()
 
@@ -246,10 +246,11 @@ def versus_peer(mine: Run, rounds: list[Run], peers: list[Run]) -> str:
 
 def table(runs: list[Run]) -> None:
     """Peak MB: the process's own RSS; with SQLite's writer process, what the two held
-    together at their peak (sampled): their RSS summed (shared pages twice) and their PSS."""
+    together at their peak (sampled): their RSS summed, and with the pages both map
+    from the same files (the interpreter, its libraries) counted once."""
     print(f"{'run':<38} {'records':>8} {'requests':>8} {'wall s':>8} {'rec/s':>9} {'peak MB':>16}")
     for r in runs:
-        tree = (f" (w/ writer: {r.tree_rss_mb:.0f} RSS, {r.tree_pss_mb:.0f} PSS)"
+        tree = (f" (w/ writer: {r.tree_rss_mb:.0f}; files once {r.tree_once_mb:.0f})"
                 if r.tree_rss_mb == r.tree_rss_mb and r.tree_rss_mb > r.peak_rss_mb + 1 else "")
         print(f"{r.label:<38} {r.records:>8} {r.requests:>8} {r.seconds:>8.2f} {r.rate:>9.0f} "
               f"{r.peak_rss_mb:>5.0f}{tree}")

@@ -3,14 +3,17 @@ much memory it took and how long.
 
 The command is ``python ARGS…`` (this interpreter), or ``PATH ARGS…`` with ``--program``
 (another one: the bench's peer in its own virtualenv). The last stderr line is
-``peak_rss_kb=N tree_rss_kb=M tree_pss_kb=P seconds=S``, and the exit code is the command's:
+``peak_rss_kb=N tree_rss_kb=M tree_once_kb=O seconds=S``, and the exit code is the command's:
 - ``peak_rss_kb``: the command's own peak, from ``wait4`` (``RUSAGE_CHILDREN`` of the
   caller would be the largest of every child it ever waited for: a browser, initdb…);
 - ``tree_rss_kb``: the peak of the command and its children together (SQLite's writer
   process), their RSS sampled every 50 ms, and never less than the command's own peak;
-  it counts the pages the two share (the interpreter, its libraries) twice;
-- ``tree_pss_kb``: the peak of their PSS together, sampled alike: each shared page
-  divided among the processes mapping it, i.e. the memory the machine pays for them.
+  it counts the pages the two map from the same files (the interpreter, its
+  libraries) twice;
+- ``tree_once_kb``: the same with those pages counted once (from ``/proc/PID/smaps``,
+  read whenever the sum reaches a new peak: reading it costs 5 ms a process). Not PSS,
+  which would divide the interpreter's pages with every other Python process running
+  (this one, the bench) and flatter the figure.
 
 A small fresh process of its own, so that it counts nothing of its caller's pages (the
 bench holds the simulators' data).
@@ -45,32 +48,57 @@ def rss_kb(pid: int) -> int:
         return 0
 
 
-def pss_kb(pid: int) -> int:
+def mapped_kb(pid: int) -> tuple[dict[tuple[str, str], int], int]:
+    """A process's resident KB per file mapping (path, offset), and its other resident KB."""
+    files, other, key = {}, 0, None
     try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            return int(f.read().split("\nPss:")[1].split()[0])
-    except (OSError, IndexError):
-        return 0
+        with open(f"/proc/{pid}/smaps") as f:
+            for line in f:
+                if line.startswith("Rss:"):
+                    kb = int(line.split()[1])
+                    if key is None:
+                        other += kb
+                    else:
+                        files[key] = max(files.get(key, 0), kb)
+                elif "-" in line.split(" ", 1)[0]:  # a mapping's header: range perms offset dev inode path
+                    parts = line.split()
+                    key = (parts[5], parts[2]) if len(parts) > 5 and parts[5].startswith("/") else None
+    except OSError:
+        pass
+    return files, other
+
+
+def once_kb(pids: list[int]) -> int:
+    """The processes' resident KB, pages mapped from the same file region counted once."""
+    files: dict[tuple[str, str], int] = {}
+    total = 0
+    for pid in pids:
+        mine, other = mapped_kb(pid)
+        total += other
+        for key, kb in mine.items():
+            files[key] = max(files.get(key, 0), kb)
+    return total + sum(files.values())
 
 
 def measure(argv: list[str]) -> int:
     started = time.monotonic()
     pid = os.posix_spawn(argv[0], argv, os.environ)
-    rss, pss, done = [0], [0], threading.Event()
+    rss, once, done = [0], [0], threading.Event()
 
     def sample() -> None:
         tree, rounds = [pid], 0
         while not done.wait(0.05):
             if rounds % 10 == 0:  # look for new children twice a second; read the known ones 20 times
                 tree = [pid, *children(pid)]
-            rss[0], pss[0] = max(rss[0], sum(map(rss_kb, tree))), max(pss[0], sum(map(pss_kb, tree)))
-            rounds += 1
+            summed, rounds = sum(map(rss_kb, tree)), rounds + 1
+            if summed > rss[0]:
+                rss[0], once[0] = summed, max(once[0], once_kb(tree))
 
     threading.Thread(target=sample, daemon=True).start()
     _, status, usage = os.wait4(pid, 0)
     done.set()
-    print(f"peak_rss_kb={usage.ru_maxrss} tree_rss_kb={max(rss[0], usage.ru_maxrss)} tree_pss_kb={pss[0]} "
-          f"seconds={time.monotonic() - started:.3f}", file=sys.stderr)
+    print(f"peak_rss_kb={usage.ru_maxrss} tree_rss_kb={max(rss[0], usage.ru_maxrss)} "
+          f"tree_once_kb={max(once[0], usage.ru_maxrss)} seconds={time.monotonic() - started:.3f}", file=sys.stderr)
     return os.waitstatus_to_exitcode(status)
 
 

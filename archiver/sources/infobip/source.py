@@ -15,17 +15,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Iterator, Sequence
 
 import structlog
 
 from archiver.coerce import integer, text
 from archiver.config import ProviderConfig, provider_section
 from archiver.errors import BadRequest, MalformedResponse
-from archiver.http import HttpClient
 from archiver.domain import Event, Gap, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
 from archiver.times import parse_offset_time
+
+if TYPE_CHECKING:  # the HTTP stack loads when a source is built, not when its config is read
+    from archiver.http import HttpClient
 
 log = structlog.get_logger(__name__)
 MAX_ID_LIST_CHARS = 2048

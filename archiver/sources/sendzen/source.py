@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, ClassVar, Sequence
 
 from archiver import jsoncodec
 from archiver.coerce import text
 from archiver.config import ProviderConfig, provider_section
 from archiver.errors import MalformedResponse
-from archiver.http import HttpClient
 from archiver.domain import Event, Page, Quarantined, Record, set_aside
 from archiver.paging import PagingGuard
 from archiver.sources.sendzen.ticks import datetime_to_ticks, ticks_to_datetime
 from archiver.whatsapp import STATUS_RANK, parse_payload
+
+if TYPE_CHECKING:  # the HTTP stack loads when a source is built, not when its config is read
+    from archiver.http import HttpClient
 
 EVENT_TYPES = ("Incoming Message", "Message Status", "Other")
 """The ``eventTypes`` values SendZen documents."""
