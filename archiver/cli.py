@@ -170,7 +170,7 @@ def _fail(message: str, secrets: list[str], code: int) -> int:
 
 # The commands import what only they use (the engine, the progress bars, the status
 # report), and those that only read or change the archive open it without sources
-# (``opened(sources=False)``): nor aiohttp, nor tenacity, nor the engine load for them.
+# (``opened(sources=False)``): aiohttp, tenacity and the engine never load for them.
 
 async def cmd_migrate(config: config_mod.Config, _args: argparse.Namespace) -> int:
     async with opened(config, sources=False):

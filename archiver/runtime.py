@@ -43,7 +43,7 @@ async def opened(config: Config, *, sources: bool = True) -> AsyncIterator[Runti
     """The database (migrated first: every command may be the first to touch it) and,
     with ``sources``, the sources and their HTTP session. Without (a command that only
     reads or changes the archive), aiohttp is not even imported: such a command starts
-    about 0.1 s sooner and 10 MB smaller."""
+    0.1–0.2 s sooner on the development machine, and 11 MB smaller."""
     try:
         engine = create_engine(config.database.url)
     except OSError as exc:
