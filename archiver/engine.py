@@ -32,12 +32,6 @@ from archiver.sources.base import Source
 from archiver.times import rfc3339, utcnow
 
 log = structlog.get_logger(__name__)
-WRITE_BATCH = 250
-"""Records buffered before a write: memory bounded by this, not the backlog (eight
-windows of 1,000 took a 100k backfill to 101 MB; of 500, 95 MB). 250, not 500: a
-SQLite save is held twice while it crosses to the writer process (the loop's records,
-the writer's rows), and 250 keep a backfill with its writer 2.6 MB lower, as fast
-(interleaved: SQLite 9.38 → 9.01 s, PostgreSQL, with twice the commits, 10.36 → 10.42 s)."""
 
 
 class Observer(Protocol):
@@ -144,7 +138,7 @@ class Pass:
         records = pages = 0
         requests_before = self.source.requests
         async for page in self.source.fetch(span.start, span.end):
-            if len(held) >= WRITE_BATCH:
+            if len(held) >= self.store.write_batch:
                 await self._save(held)
                 held = []
             parsed = await self._parse(page)

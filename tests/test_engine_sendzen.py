@@ -161,3 +161,26 @@ async def test_concurrent_backfill_equals_sequential(db_url: str, tmp_path, requ
         exports.append(sorted(canonical(r) for r in await exported(Store(engine))))
         await engine.dispose()
     assert exports[0] == exports[1] and len(exports[0]) == 500
+
+
+async def test_a_window_is_saved_in_batches_of_its_store_s_size(store: Store, fake_sendzen: FakeSendZen,
+                                                                 monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The engine holds what the store's writer asks for (SQLite's 250, PostgreSQL's 500),
+    a page more at most, and saves the rest with the window's end."""
+    assert store.write_batch == (250 if store._sqlite else 500)
+    monkeypatch.setattr(store._writer, "batch", 50)
+    mid_window: list[int] = []
+    window_ends: list[int] = []
+    save = store.save
+
+    async def counted(source, account, records, **kwargs):  # type: ignore[no-untyped-def]
+        (window_ends if kwargs.get("window") else mid_window).append(len(records))
+        await save(source, account, records, **kwargs)
+
+    monkeypatch.setattr(store, "save", counted)
+    fill(fake_sendzen, 230, days=0.5)
+    async with aiohttp.ClientSession() as session:
+        await run_pass(sendzen_source(session, fake_sendzen.base_url, window_seconds=86400), store, kind="backfill")
+    assert await store.count_records("sendzen", "default") == 230
+    assert len(mid_window) >= 3 and all(50 <= n < 50 + 20 for n in mid_window), mid_window
+    assert all(n < 50 + 20 for n in window_ends), window_ends

@@ -41,6 +41,11 @@ class Store:
         """Set by a daemon sharing PostgreSQL: every write first proves the account is still
         this process's (``archiver.leases``), inside the write's own transaction."""
 
+    @property
+    def write_batch(self) -> int:
+        """How many records the engine holds before it saves: its writer's batch."""
+        return self._writer.batch
+
     async def close(self) -> None:
         """Stop SQLite's writer process, if one was started (it commits what it runs first)."""
         if isinstance(self._writer, SqliteWriter):

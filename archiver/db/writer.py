@@ -57,6 +57,11 @@ class Save:
 class SqliteWriter:
     """Sends each save to SQLite's writer process, and waits for its commit."""
 
+    batch = 250
+    """Records a save should hold (``Store.write_batch``). A save is held twice while it
+    crosses (the loop's records, the writer's rows): 250, not 500, keep a backfill with its
+    writer 2.6 MB lower, as fast (interleaved, 7 rounds: 9.38 → 9.01 s)."""
+
     def __init__(self, database: str) -> None:
         self.process = WriterProcess(database)
 
@@ -84,6 +89,11 @@ class PostgresWriter:
     ``rows_of``'s rules. The raw texts travel beside the JSON, not in it: inside it, each
     would be escaped by orjson and unescaped by the server again. The stored text is
     exactly the one ``rows.wire`` encoded."""
+
+    batch = 500
+    """Records a save should hold: a commit each (with ``fsync``), and memory bounded by
+    this, not the backlog (eight windows of 1,000 took a 100k backfill to 101 MB; of 500,
+    95 MB). 250 measured the same (10.36 → 10.42 s) here, where an fsync is cheap."""
 
     def __init__(self) -> None:
         self._statement = text(_upserts()).bindparams(
