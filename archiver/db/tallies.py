@@ -30,9 +30,10 @@ async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:
 
 async def lock(conn: AsyncConnection, owners: Iterable[tuple[str, str]]) -> None:
     """PostgreSQL: hold the tallies of ``owners`` (source, account) from here to the commit.
-    A save takes its account's tally before anything its statement's triggers write, so a
-    transaction deleting records takes them first too: in the other order, each could wait
-    for the other. (SQLite has one writer at a time.)"""
+    A save locks in one order: its records, its account's tally, then what its trigger
+    keeps (``past_statuses``). A transaction deleting records takes them in the same order
+    (prune: its batch ``FOR UPDATE``, this, then ``history.keep``); in another, each could
+    wait for the other. (SQLite has one writer at a time.)"""
     if not dialect.is_sqlite(conn):
         held = [and_(t.c.source == source, t.c.account == account) for source, account in sorted(set(owners))]
         await conn.execute(select(t.c.records).where(or_(false(), *held))

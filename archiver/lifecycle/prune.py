@@ -34,9 +34,9 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
         await dialect.refresh_statistics(conn, "records", "messages", "past_statuses")
     while True:
         async with engine.begin() as conn:
-            batch = list(await conn.execute(
+            batch = list(await conn.execute(  # locked first (PostgreSQL): see tallies.lock
                 select(r.c.source, r.c.account, r.c.natural_key, r.c.message_id)
-                .where(func.coalesce(r.c.occurred_at, r.c.created_at) < cutoff).limit(BATCH)))
+                .where(func.coalesce(r.c.occurred_at, r.c.created_at) < cutoff).limit(BATCH).with_for_update()))
             if not batch:
                 return counts
             for name, count in (await _delete_batch(conn, batch)).items():
@@ -46,7 +46,7 @@ async def prune(engine: AsyncEngine, keep_days: int, now: datetime | None = None
 async def _delete_batch(conn: Any, batch: list[Any]) -> dict[str, int]:
     keys = [(b.source, b.account, b.natural_key) for b in batch]
     messages = list({(b.source, b.account, b.message_id) for b in batch if b.message_id})
-    await tallies.lock(conn, {(source, account) for source, account, _ in keys})  # before keep(): see lock
+    await tallies.lock(conn, {(source, account) for source, account, _ in keys})  # after the records, before keep()
     left = await _keeping_records(conn, messages, set(keys)) if messages else set()
     finished = [mid for mid in messages if mid not in left]
     if staying := [mid for mid in messages if mid in left]:

@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import func, select, text
 
-from archiver.db import history, models as m
+from archiver.db import history, models as m, tallies
 from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store
 from archiver.domain import Event, Record
@@ -172,6 +172,36 @@ async def test_a_prune_and_a_save_of_the_same_message_never_deadlock(postgres, m
     async with engine.connect() as conn:
         statuses = set(await conn.scalars(select(m.status_history.c.status)))
     assert statuses == {"sent", "delivered", "read"}
+    await store.close()
+    await engine.dispose()
+
+
+async def test_a_prune_and_a_save_of_the_record_it_deletes_never_deadlock(postgres, monkeypatch: Any) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL: a save changing a record prune is deleting takes the record's row, then
+    the tally. Prune holds its batch's records before it takes the tally, so the save
+    waits for the whole prune instead of each waiting for the other."""
+    engine = create_engine(postgres.new_database())
+    await migrate(engine)
+    store = Store(engine)  # admits old records (no retention), as a re-read could
+    old = NOW - timedelta(days=10)
+    await store.save("infobip", "default", [status_record("gone", "m9", "sent", old)])
+    lock, saved = tallies.lock, []
+
+    async def lock_then_save(conn: Any, owners: Any) -> None:
+        await lock(conn, owners)  # the tally is prune's now
+        if not saved:  # the first batch only
+            saved.append(asyncio.ensure_future(
+                store.save("infobip", "default", [status_record("gone", "m9", "read", old)])))
+            await wait_for(_waiting_for_a_lock(engine), timeout=10, every=0.01)  # blocked on this transaction
+
+    monkeypatch.setattr(tallies, "lock", lock_then_save)
+    counts = await prune(engine, keep_days=3, now=NOW)
+    await saved[0]  # no DeadlockDetectedError on either side
+    async with engine.connect() as conn:
+        left = list(await conn.execute(select(m.records.c.natural_key, m.records.c.status)))
+    # the save ran once prune's first batch had committed: prune's next batch took its
+    # record again, or prune had ended and it stays
+    assert counts["records"] + len(left) == 2 and set(left) <= {("gone", "read")}
     await store.close()
     await engine.dispose()
 
