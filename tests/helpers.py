@@ -59,10 +59,12 @@ def write_config(path: Any, db_url: str, *, sendzen: str | None = None, infobip:
     return path
 
 
-__all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "free_port", "FAST_RETRIES"]
-
-
-def status_record(key: str, message: str, status: str, at: Any, detail: str | None = None, **raw: Any) -> Record:
+def status_record(key: str, message: str, status: str, at: Any, detail: str | None = None, *, rank: int = 1,
+                  **raw: Any) -> Record:
     """A record of ``message`` showing ``status`` (its raw text changes with ``raw``)."""
     return Record(key=key, at=at, raw={"k": key, "status": status, "detail": detail, **raw},
-                  event=Event(message_id=message, status=status, status_detail=detail, occurred_at=at), status_rank=1)
+                  event=Event(message_id=message, status=status, status_detail=detail, occurred_at=at), status_rank=rank)
+
+
+__all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "free_port", "FAST_RETRIES",
+           "status_record"]

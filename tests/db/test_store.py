@@ -17,6 +17,7 @@ from archiver.db.connect import create_engine, migrate
 from archiver.db.store import Store, Window
 from archiver.domain import Event, Gap, Record
 from archiver.errors import DatabaseError
+from tests.helpers import status_record
 
 UTC = timezone.utc
 T = datetime(2024, 5, 1, tzinfo=UTC)
@@ -24,9 +25,7 @@ RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
 def status_event(key: str, status: str, minutes: int, message: str = "wamid.1") -> Record:
-    at = T + timedelta(minutes=minutes)
-    return Record(key=key, at=at, raw={"k": key, "status": status},
-                  event=Event(message_id=message, status=status, occurred_at=at), status_rank=RANK[status])
+    return status_record(key, message, status, T + timedelta(minutes=minutes), rank=RANK[status])
 
 
 async def current_status(store: Store, message: str = "wamid.1") -> str:
