@@ -19,12 +19,14 @@ is running, so a parent killed with SIGKILL leaves nothing half-written behind i
 
 from __future__ import annotations
 
+import gc
 import marshal
 import pickle
 import signal
 import sqlite3
 import struct
 import sys
+from functools import lru_cache
 from itertools import chain
 from typing import IO, Any, NamedTuple, Sequence
 
@@ -128,8 +130,20 @@ def decode(body: bytes) -> SqliteSave:
 
 
 def time(value: int | None) -> str | None:
-    """A time as SQLite stores it."""
-    return None if value is None else sqlite_text(from_micros(value))
+    """A time (``rows.micros``) as SQLite stores it: ``times.sqlite_text``'s text, from the
+    number, its minute remembered. ``datetime.isoformat`` parses its keyword arguments
+    and formats each field through ``sprintf``: it was a tenth of this process's work,
+    five times this."""
+    if value is None:
+        return None
+    minute, rest = divmod(value, 60_000_000)
+    return "%s%02d.%06d" % (_minute(minute), rest // 1_000_000, rest % 1_000_000)
+
+
+@lru_cache(maxsize=4096)
+def _minute(minutes: int) -> str:
+    """``YYYY-MM-DD HH:MM:`` of the minute ``minutes`` after 1970 (a batch's times share few)."""
+    return sqlite_text(from_micros(minutes * 60_000_000))[:17]
 
 
 def transaction(save: SqliteSave) -> Transaction:
@@ -191,8 +205,23 @@ def run(handle: sqlite3.Connection, transaction: Transaction) -> None:
         raise
 
 
+def bind_plainly() -> None:
+    """Let ``sqlite3`` bind None and booleans without looking for an adapter. It looks for
+    one for every value that is not exactly an int, float or str, and the look-up raises
+    and clears an ``AttributeError`` each time: a record has a dozen or more empty
+    columns, and that was a seventh of this process's work. Registered, the two bind
+    as they did (NULL; 1 and 0), at a dict look-up and a call each."""
+    sqlite3.register_adapter(type(None), _null)
+    sqlite3.register_adapter(bool, int)
+
+
+def _null(_: None) -> None:
+    return None
+
+
 def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
     """Open ``database``, say whether that worked, then run saves until end of input."""
+    bind_plainly()
     try:
         handle = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         configure(handle)
@@ -231,6 +260,11 @@ def _answer(stream: IO[bytes], error: BaseException | None) -> None:
 
 
 def main() -> None:
+    # As the archiver's own process does (``cli``): nearly all of a save's garbage is
+    # freed by reference counting, and the young generation collected every 700
+    # allocations took 0.1 s of a 100k backfill's 3 s here.
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     serve(sys.argv[1], sys.stdin.buffer, sys.stdout.buffer)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import io
 import pickle
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given, strategies as st
 
 from archiver.db import sqlite_writer as program
 from archiver.db.sqlite_writer import SqliteSave, Step, Transaction
-from archiver.db.rows import crossing, micros
+from archiver.db.rows import crossing, from_micros, micros
+from archiver.times import sqlite_text
 from tests.db.test_rows import T, status
 
 TABLE = "CREATE TABLE t (a TEXT, b TEXT, c INTEGER, d INTEGER)"
@@ -171,3 +174,25 @@ def test_the_archive_is_set_up_as_the_pool_sets_it_up(tmp_path: Path) -> None:
     assert handle.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert handle.execute("PRAGMA busy_timeout").fetchone()[0] == program.BUSY_TIMEOUT_MS
     assert handle.execute("PRAGMA page_size").fetchone()[0] == program.PAGE_SIZE
+
+
+@given(st.integers(min_value=micros(datetime.min.replace(tzinfo=timezone.utc)),
+                   max_value=micros(datetime.max.replace(tzinfo=timezone.utc))))
+def test_a_time_is_written_as_the_text_sqlite_columns_hold(value: int) -> None:
+    """Built from the number (not ``isoformat``), the text is the one SQLAlchemy reads
+    and compares: any microsecond of years 1 to 9999, either side of 1970."""
+    assert program.time(value) == sqlite_text(from_micros(value))
+
+
+def test_none_and_booleans_bind_as_they_did_without_an_adapter() -> None:
+    """``bind_plainly`` only skips sqlite3's adapter search: NULL stays NULL, booleans
+    stay the integers 1 and 0, and other values are untouched."""
+    handle = sqlite3.connect(":memory:")
+    handle.execute("CREATE TABLE t (a, b, c, d, e)")
+    row = (None, True, False, 7, "x")
+    handle.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", row)
+    before = handle.execute("SELECT a, typeof(a), b, typeof(b), c, d, e FROM t").fetchall()
+    program.bind_plainly()
+    handle.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", row)
+    assert handle.execute("SELECT a, typeof(a), b, typeof(b), c, d, e FROM t").fetchall() == before * 2
+    assert before == [(None, "null", 1, "integer", 0, 7, "x")]
