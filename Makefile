@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q archiver migrations  # as pip does for an installed package (see bench/run.py)
 	touch $(STAMP)
 
 demo: $(STAMP)  ## simulated SendZen + Infobip and the daemon on SQLite, no credentials
