@@ -184,7 +184,7 @@ async def cmd_backfill(config: config_mod.Config, args: argparse.Namespace) -> i
     from archiver.progress import BackfillProgress, print_summary
 
     started = time.monotonic()
-    async with opened(config) as rt:
+    async with opened(config, writes=True) as rt:
         chosen = rt.select(args.source, args.account)
         accounts = [(s.name, s.account) for s in chosen]
         async with backfill_claims(rt.store.engine, accounts, config.cluster.lease_seconds) as leases:
@@ -238,7 +238,7 @@ async def cmd_run(config: config_mod.Config, _args: argparse.Namespace) -> int:
     from archiver.scheduler import Daemon
 
     stop = _stop_on_signals()
-    async with opened(config) as rt:
+    async with opened(config, writes=True) as rt:
         rt.select(None)
         async with read_side(config, rt.store):
             await Daemon(rt).run(stop)

@@ -40,7 +40,7 @@ async def run_demo(directory: Path, seconds: float = 0) -> int:
     print(f"demo: try `archiver --config {config_file} status` in another terminal; Ctrl-C stops")
     traffic = asyncio.create_task(_traffic(sendzen, infobip, stop))
     try:
-        async with opened(config) as rt:
+        async with opened(config, writes=True) as rt:
             reporter = asyncio.create_task(_report(rt, stop))
             await Daemon(rt).run(stop)
             await reporter

@@ -46,6 +46,12 @@ class Store:
         """How many records the engine holds before it saves: its writer's batch."""
         return self._writer.batch
 
+    def start_writing(self) -> None:
+        """Start SQLite's writer process now, for a command that will save: its start then
+        overlaps the command's own instead of the first save's."""
+        if isinstance(self._writer, SqliteWriter):
+            self._writer.process.start()
+
     async def close(self) -> None:
         """Stop SQLite's writer process, if one was started (it commits what it runs first)."""
         if isinstance(self._writer, SqliteWriter):

@@ -1,6 +1,9 @@
 """The parent's side of SQLite's writer process (``archiver.db.sqlite_writer``).
 
-Started at the first save a ``Store`` makes. Saves are pipelined: each is written to the
+Started at the first save a ``Store`` makes, or before it (``start``): a command that
+will save starts it as soon as the archive is migrated, so the child's own start (the
+interpreter, ``sqlite3``, opening the archive) overlaps the parent's instead of holding
+up the first save. Saves are pipelined: each is written to the
 child's stdin whole as soon as it is made, the child runs them one after another in that
 order and answers each, and each caller awaits its own answer (the answers come in the
 order the saves were sent). So the child goes from one save to the next without waiting
@@ -48,6 +51,13 @@ class WriterProcess:
         self._watching: int | None = None
         """The child's stdout, while an answer is awaited (watched on the event loop)."""
         self._sending = asyncio.Lock()
+        self._opened: asyncio.Future[BaseException | None] | None = None
+        """The child's first answer (whether it opened the database), until a save checks it."""
+
+    def start(self) -> None:
+        """Start the child now, without waiting for it to open the database."""
+        if self._process is None:
+            self._spawn()
 
     async def run(self, save: SqliteSave) -> None:
         """Send ``save`` and wait until the child has committed it. A cancelled caller
@@ -61,7 +71,9 @@ class WriterProcess:
 
     async def _exchange(self, request: bytes) -> None:
         async with self._sending:  # one frame at a time into the pipe, whole
-            process = self._process or await self._start()
+            process = self._process or self._spawn()
+            if self._opened is not None:
+                await self._check_opened(process)
             answer = self._expect(process)
             try:
                 await _write(process.stdin.fileno(), HEADER.pack(len(request)) + request)  # type: ignore[union-attr]
@@ -71,7 +83,7 @@ class WriterProcess:
         if error is not None:
             raise error
 
-    async def _start(self) -> subprocess.Popen[bytes]:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         # The child imports this very archiver, installed or not: its root first, and not the
         # working directory, which ``-m`` would put before it (``-P``).
         root = str(Path(__file__).resolve().parents[2])
@@ -86,14 +98,26 @@ class WriterProcess:
         except (OSError, AttributeError):  # another kernel, or a lower ceiling: 64 KB pieces still work
             pass
         self._process = process
-        try:  # the child's first answer: whether it opened the database
-            error = await self._expect(process)
+        self._opened = self._expect(process)
+        # Retrieved here too: a child that dies before any save checked it is replaced at
+        # the next save, and its answer's error must not be logged as never retrieved.
+        self._opened.add_done_callback(lambda opened: opened.cancelled() or opened.exception())
+        return process
+
+    async def _check_opened(self, process: subprocess.Popen[bytes]) -> None:
+        """Wait for the child's first answer; a child that could not open the database is
+        ended, and its error is the save's (the next save starts another)."""
+        opened = self._opened
+        assert opened is not None
+        try:
+            error = await opened
         except WriterGone:
             raise WriterGone(f"the SQLite writer process did not start (exit status {process.poll()})") from None
+        finally:
+            self._opened = None
         if error is not None:
             self._forget()
             raise error
-        return process
 
     def _expect(self, process: subprocess.Popen[bytes]) -> asyncio.Future[BaseException | None]:
         """A future for the child's next answer but those already awaited; its stdout is
@@ -153,6 +177,7 @@ class WriterProcess:
             self._forget()
 
     def _forget(self) -> None:
+        self._opened = None
         self._unwatch()
         self._received.clear()
         if self._process is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import asyncio
 import fcntl
+import gc
 import os
 import signal
 import sqlite3
@@ -183,3 +184,52 @@ async def test_the_writer_runs_this_archiver_whatever_the_working_directory_hold
     monkeypatch.chdir(impostor.parent)
     await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
     assert await sqlite_store.count_records("sendzen", "default") == 1
+
+
+async def test_a_writer_started_before_the_first_save_is_the_one_that_runs_it(sqlite_store: Store) -> None:
+    """``start_writing`` (a command that will save) starts the child at once; the first
+    save waits for it to open the archive, then goes to that child."""
+    sqlite_store.start_writing()
+    pid = writer_pid(sqlite_store)
+    sqlite_store.start_writing()  # a second call starts nothing more
+    assert writer_pid(sqlite_store) == pid and alive(pid)
+    await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    assert writer_pid(sqlite_store) == pid
+    assert await sqlite_store.count_records("sendzen", "default") == 1
+
+
+async def test_a_writer_started_early_that_dies_before_any_save_is_replaced_quietly(sqlite_store: Store) -> None:
+    """Its first answer (that it opened the archive) never comes: the save starts another
+    child, and the lost answer is not reported as an error nobody retrieved."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        sqlite_store.start_writing()
+        first = writer_pid(sqlite_store)
+        os.kill(first, signal.SIGKILL)
+        await wait_for(lambda: asyncio.sleep(0, result=sqlite_store._writer.process._process is None),  # type: ignore[union-attr]
+                       timeout=10, every=0.01)
+        gc.collect()
+        await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+        assert writer_pid(sqlite_store) != first
+        assert await sqlite_store.count_records("sendzen", "default") == 1
+        gc.collect()
+        await asyncio.sleep(0)
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
+
+
+async def test_a_writer_started_early_that_cannot_open_the_archive_fails_the_first_save(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'archive.db'}")
+    await migrate(engine)
+    store = Store(engine)
+    store._writer.process._database = str(tmp_path / "gone" / "archive.db")  # type: ignore[union-attr]
+    try:
+        store.start_writing()
+        with pytest.raises(DatabaseError, match="database error: .*unable to open"):
+            await store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
+    finally:
+        await store.close()
+        await engine.dispose()
