@@ -11,8 +11,10 @@ _TICKS_ORIGIN = datetime(1, 1, 1, tzinfo=timezone.utc)
 
 
 def ticks_to_datetime(ticks: int) -> datetime:
-    """Ticks to an aware UTC datetime (sub-microsecond ticks are truncated)."""
-    return _TICKS_ORIGIN + timedelta(microseconds=ticks // TICKS_PER_MICROSECOND)
+    """Ticks to an aware UTC datetime (sub-microsecond ticks are truncated). The
+    timedelta's arguments are positional (days, seconds, microseconds): by keyword it
+    takes twice as long, once a record."""
+    return _TICKS_ORIGIN + timedelta(0, 0, ticks // TICKS_PER_MICROSECOND)
 
 
 def datetime_to_ticks(moment: datetime) -> int:
