@@ -3,13 +3,15 @@
 Started at the first save a ``Store`` makes, or before it (``start``): a command that
 will save starts it as soon as the archive is migrated, so the child's own start (the
 interpreter, ``sqlite3``, opening the archive) overlaps the parent's instead of holding
-up the first save. Saves are pipelined: each is written to the
-child's stdin whole as soon as it is made, the child runs them one after another in that
-order and answers each, and each caller awaits its own answer (the answers come in the
-order the saves were sent). So the child goes from one save to the next without waiting
-for the event loop: one save at a time, it sat idle from each answer until the loop,
-busy fetching and parsing, had read it and sent the next (in a 100k backfill, its saves
-took 3.6 s for 2.4 s of its work, and the windows queued behind them).
+up the first save.
+
+Saves are pipelined: each is written to the child's stdin whole as soon as it is made,
+the child runs them one after another in that order and answers each, and each caller
+awaits its own answer (the answers come in the order the saves were sent). So the child
+goes from one save to the next without waiting for the event loop: one save at a time,
+it sat idle from each answer until the loop, busy fetching and parsing, had read it and
+sent the next (in a 100k backfill, its saves took 3.6 s for 2.4 s of its work, and the
+windows queued behind them).
 
 Nothing of this is bound to an event loop between saves: the pipes are watched only
 while an answer is awaited.
