@@ -299,8 +299,9 @@ def _median_of(values: Iterable[float]) -> float:
 def compiled() -> None:
     """Byte-compile the package, as ``pip install`` does for an installed one (the
     Dockerfile's): an editable checkout where ``PYTHONDONTWRITEBYTECODE`` is set (this
-    machine's environment) compiled its 50 modules (and a new archive's migrations) from source at every start, 0.2 s of
-    each backfill's and export's wall that no installed archiver pays."""
+    machine's environment) compiled its 50 modules (and a new archive's migrations) from
+    source at every start, 0.2 s of each backfill's and export's wall that no installed
+    archiver pays."""
     for package in ("archiver", "migrations"):
         compileall.compile_dir(ROOT / package, quiet=1)
 

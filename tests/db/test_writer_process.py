@@ -208,8 +208,11 @@ async def test_a_writer_started_early_that_dies_before_any_save_is_replaced_quie
         sqlite_store.start_writing()
         first = writer_pid(sqlite_store)
         os.kill(first, signal.SIGKILL)
-        await wait_for(lambda: asyncio.sleep(0, result=sqlite_store._writer.process._process is None),  # type: ignore[union-attr]
-                       timeout=10, every=0.01)
+
+        async def noticed() -> bool:  # its end of output read: no child is left to send to
+            return sqlite_store._writer.process._process is None  # type: ignore[union-attr]
+
+        await wait_for(noticed, timeout=10, every=0.01)
         gc.collect()
         await sqlite_store.save("sendzen", "default", [status("a", "m1", "sent", 1)])
         assert writer_pid(sqlite_store) != first
