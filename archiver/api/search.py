@@ -21,7 +21,7 @@ from archiver.db import models as m
 from archiver.db.dialect import is_sqlite, text_contains
 from archiver.db.models import EVENT_COLUMNS
 from archiver.db.where import owned_keys, records_of_messages
-from archiver.export import to_line
+from archiver.export import by_position, to_line
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
@@ -100,7 +100,8 @@ async def message_detail(engine: AsyncEngine, reader: Reader, source: str, messa
             select(hist.c.status, hist.c.status_detail, hist.c.seen_at)
             .where(hist.c.source == key.source, hist.c.account == key.account, hist.c.message_id == message_id)
             .order_by(hist.c.seen_at, hist.c.status, hist.c.status_detail))
-        lines = [{**to_line(key.source, row), "raw": jsoncodec.loads(row.raw)} for row in events]
+        pick = by_position(list(events.keys()))
+        lines = [{**to_line(key.source, row, pick), "raw": jsoncodec.loads(row.raw)} for row in events]
         return {**summary, "events": lines, "history": _timeline(list(history), lines)}
 
 

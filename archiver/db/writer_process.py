@@ -74,8 +74,8 @@ class WriterProcess:
     async def _exchange(self, request: bytes) -> None:
         async with self._sending:  # one frame at a time into the pipe, whole
             process = self._process or self._spawn()
-            if self._opened is not None:
-                await self._check_opened(process)
+            if (opened := self._opened) is not None:
+                await self._check_opened(process, opened)
             answer = self._expect(process)
             try:
                 await _write(process.stdin.fileno(), HEADER.pack(len(request)) + request)  # type: ignore[union-attr]
@@ -106,11 +106,10 @@ class WriterProcess:
         self._opened.add_done_callback(lambda opened: opened.cancelled() or opened.exception())
         return process
 
-    async def _check_opened(self, process: subprocess.Popen[bytes]) -> None:
+    async def _check_opened(self, process: subprocess.Popen[bytes],
+                            opened: asyncio.Future[BaseException | None]) -> None:
         """Wait for the child's first answer; a child that could not open the database is
         ended, and its error is the save's (the next save starts another)."""
-        opened = self._opened
-        assert opened is not None
         try:
             error = await opened
         except WriterGone:

@@ -193,6 +193,8 @@ def test_none_and_booleans_bind_as_they_did_without_an_adapter() -> None:
     handle.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", row)
     before = handle.execute("SELECT a, typeof(a), b, typeof(b), c, d, e FROM t").fetchall()
     program.bind_plainly()
+    assert {(type(None), sqlite3.PrepareProtocol), (bool, sqlite3.PrepareProtocol)} <= sqlite3.adapters.keys(), \
+        "found in the adapter registry, not searched for"
     handle.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", row)
     assert handle.execute("SELECT a, typeof(a), b, typeof(b), c, d, e FROM t").fetchall() == before * 2
     assert before == [(None, "null", 1, "integer", 0, 7, "x")]
