@@ -6,14 +6,16 @@ import json
 import os
 import stat
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 
 from archiver.db.store import Store
-from archiver.export import atomic_output, export
+from archiver.export import FIELDS, atomic_output, export
 from archiver.domain import Event, Record
+from archiver.times import rfc3339
 
 
 def test_output_appears_only_when_complete(tmp_path: Path) -> None:
@@ -73,3 +75,34 @@ async def test_times_go_out_as_rfc3339_utc_whatever_their_fraction(store: Store)
     assert [line["occurred_at"] for line in lines] == ["2024-05-01T23:59:59Z", "2024-05-02T00:00:00.00012Z",
                                                        "2024-05-02T00:00:01.999999Z"]
     assert all(line["occurred_at"] == line["done_at"] == line["created_at"] for line in lines)
+
+
+TRICKY_TEXTS = ['"quoted" \\ back\\slash', "\x01\x1f\n\t\r\b\f\x7f", "é€😀\u2028\u2029", "</script>&<>", "", "x" * 10_000]
+TRICKY_PRICES = [0.1 + 0.2, 1e-05, 123456789.123, 0.0147, None, 5.0]  # 0.1 + 0.2 needs all 17 digits
+
+
+async def test_the_database_writes_the_fields_as_orjson_would(store: Store) -> None:
+    """The export's JSON objects are written by the database (SQLite's json_object,
+    PostgreSQL's row_to_json): escapes, booleans, numbers and times come out byte for
+    byte as orjson and ``times.rfc3339`` write them from the values themselves."""
+    at = datetime(2024, 5, 1, 12, 0, 0, 120, tzinfo=timezone.utc)
+    events = [Event(event_type="Message Status", message_id=f"wamid.{i}", direction="outbound", status="delivered",
+                    sender=text[:64], recipient="15551234567", text=text, error_code=[2**53 + 1, -1, 0][i % 3],
+                    error_title=text, occurred_at=at, done_at=None if i % 2 else at.replace(microsecond=999999),
+                    created_at=at.replace(microsecond=0), price=price, currency="EUR" if price else None,
+                    billable=[True, False, None][i % 3], is_final=[None, True, False][i % 3], reaction=text[:64],
+                    parse_error=None if i % 2 else text)
+              for i, (text, price) in enumerate(zip(TRICKY_TEXTS, TRICKY_PRICES))]
+    await store.save("sendzen", "default", [Record(key=f"k{i}", at=at + timedelta(seconds=i), raw={"i": i}, event=event)
+                                            for i, event in enumerate(events)])
+    jsonl, as_csv = io.StringIO(), io.StringIO()
+    assert await export(store, "sendzen", jsonl) == len(events)
+    await export(store, "sendzen", as_csv, fmt="csv")
+    for i, (line, row, event) in enumerate(zip(jsonl.getvalue().split("\n"), csv.DictReader(io.StringIO(as_csv.getvalue())),
+                                               events)):
+        fields = {"source": "sendzen", "account": "default",
+                  **{name: getattr(event, name) for name in FIELDS[2:-1]}}
+        fields.update({name: rfc3339(fields[name]) for name in ("occurred_at", "done_at", "created_at")})
+        assert line == orjson.dumps(fields).decode()[:-1] + f',"raw":{{"i":{i}}}}}', f"record {i}"
+        assert row == {**{name: "" if value is None else str(value) for name, value in fields.items()},
+                       "raw": f'{{"i":{i}}}'}, f"record {i} as CSV"

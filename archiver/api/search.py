@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
 
-from sqlalchemy import Text, and_, cast, func, or_, select, tuple_
+from sqlalchemy import and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver import jsoncodec
@@ -19,9 +19,8 @@ from archiver.api.compat import BadParameter
 from archiver.api.cursors import Cursors
 from archiver.db import models as m
 from archiver.db.dialect import is_sqlite, text_contains
-from archiver.db.models import EVENT_COLUMNS
 from archiver.db.where import owned_keys, records_of_messages
-from archiver.export import by_position, to_line
+from archiver.export import line_columns, line_fields
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
@@ -92,16 +91,16 @@ async def message_detail(engine: AsyncEngine, reader: Reader, source: str, messa
         if key is None:
             return None
         [summary] = await _describe(conn, [key])
+        columns, from_clause = line_columns(is_sqlite(engine))
         events = await conn.execute(
-            select(cast(r.c.raw, Text).label("raw"), r.c.account, *[r.c[c] for c in EVENT_COLUMNS])
+            select(*columns).select_from(from_clause)
             .where(r.c.source == key.source, r.c.account == key.account, r.c.message_id == message_id)
             .order_by(r.c.occurred_at, r.c.id))
         history = await conn.execute(
             select(hist.c.status, hist.c.status_detail, hist.c.seen_at)
             .where(hist.c.source == key.source, hist.c.account == key.account, hist.c.message_id == message_id)
             .order_by(hist.c.seen_at, hist.c.status, hist.c.status_detail))
-        pick = by_position(list(events.keys()))
-        lines = [{**to_line(key.source, row, pick), "raw": jsoncodec.loads(row.raw)} for row in events]
+        lines = [{**line_fields(row), "raw": jsoncodec.loads(row.raw)} for row in events]
         return {**summary, "events": lines, "history": _timeline(list(history), lines)}
 
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import String, func, literal_column, select, table, type_coerce
+from sqlalchemy import Boolean, String, Text, case, cast, func, lateral, literal_column, select, table, true, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -57,6 +57,32 @@ def time_text(column: Any, on_sqlite: bool) -> Any:
         return type_coerce(column, String).label(column.name)
     utc = func.timezone("UTC", column)
     return func.to_char(utc, "YYYY-MM-DD HH24:MI:SS.US", type_=String).label(column.name)
+
+
+def json_objects(objects: dict[str, list[tuple[str, Any]]], table: Any, on_sqlite: bool) -> tuple[list[Any], Any]:
+    """Each of ``objects`` (a label → its members: name and SQL expression of ``table``'s
+    columns, in order) as a column of compact JSON text (``{"a":1,"b":null}``: the
+    separators and escapes orjson writes), and the FROM clause they need. SQLite's
+    ``json_object`` needs only ``table``; PostgreSQL's ``json_build_object`` puts spaces
+    around its separators, so there each object is ``row_to_json`` of a lateral row.
+    Booleans come out as ``true``/``false`` on both (SQLite stores them as 0 and 1).
+    SQLite's JSON takes a third off an export; PostgreSQL's costs its server about what
+    orjson costs the archiver (0.5 s a 100k export), so there it is one path, not faster."""
+    if on_sqlite:
+        columns = [func.json_object(*[part for name, value in members for part in (name, _sqlite_json(value))])
+                   .label(label) for label, members in objects.items()]
+        return columns, table
+    rows = [lateral(select(*[value.label(name) for name, value in members]).correlate(table), name=label)
+            for label, members in objects.items()]
+    for row in rows:
+        table = table.join(row, true())
+    return [cast(func.row_to_json(row.table_valued()), Text).label(row.name) for row in rows], table
+
+
+def _sqlite_json(value: Any) -> Any:
+    if isinstance(getattr(value, "type", None), Boolean):
+        return case((value, func.json("true")), (~value, func.json("false")))  # NULL: neither
+    return value
 
 
 def loaded_time(value: datetime | str | None) -> datetime | None:

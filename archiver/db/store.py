@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
 
-from sqlalchemy import Text, and_, cast, select
+from sqlalchemy import Select, Text, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import ledger
@@ -219,34 +219,37 @@ class Store:
             return len(merged)
 
     async def export_rows(self, source: str, since: datetime | None, until: datetime | None,
-                          account: str | None = None, *, stored_times: bool = False) -> AsyncIterator[Any]:
-        """Records with their normalized fields, oldest first, streamed from the server.
-
-        ``raw`` comes back as the stored JSON text (compact, as written): the export
-        copies it out instead of decoding and re-encoding the largest field. With
-        ``stored_times`` the event's times come back as text in SQLite's stored form
-        (PostgreSQL formats its own the same way), which ``times.rfc3339`` reformats
-        unparsed: no datetime is built and taken apart again per time and row. Then the
-        rows have no ``record_at`` either, which the JSONL and CSV exports do not write
-        (Parquet's day partitions read it): parsed for every row and dropped, it was a
-        tenth of an export's work."""
+                          account: str | None = None) -> AsyncIterator[Any]:
+        """Records with their normalized fields, oldest first, streamed from the server;
+        ``raw`` as the stored JSON text (compact, as written)."""
         r = m.records
-        columns = [dialect.time_text(r.c[c], self._sqlite) if stored_times and c in m.EVENT_TIMES else r.c[c]
-                   for c in m.EVENT_COLUMNS]
-        position = [] if stored_times else [r.c.record_at]
-        query = (select(cast(r.c.raw, Text).label("raw"), r.c.account, *position, *columns)
-                 .where(r.c.source == source).order_by(r.c.record_at, r.c.id))
-        if since is not None:
-            query = query.where(r.c.record_at >= since)
-        if until is not None:
-            query = query.where(r.c.record_at <= until)
-        if account is not None:
-            query = query.where(r.c.account == account)
+        query = select(cast(r.c.raw, Text).label("raw"), r.c.account, r.c.record_at, *[r.c[c] for c in m.EVENT_COLUMNS])
+        async for row in self.stream(records_of(query, source, since, until, account)):
+            yield row
+
+    async def stream(self, query: Select[Any]) -> AsyncIterator[Any]:
+        """The rows of a read ``query``, streamed from the server: one hop to the driver per
+        1,000 rows, not per row."""
         async with self._reading() as conn:
             result = await conn.stream(query.execution_options(yield_per=1000))
-            async for rows in result.partitions():  # one hop to the driver per 1,000 rows, not per row
+            async for rows in result.partitions():
                 for row in rows:
                     yield row
+
+
+def records_of(query: Select[Any], source: str, since: datetime | None = None, until: datetime | None = None,
+               account: str | None = None) -> Select[Any]:
+    """``query`` (of ``records``' columns) restricted to ``source``'s records (optionally a
+    time range and an account), oldest first: the order of every export."""
+    r = m.records
+    query = query.where(r.c.source == source).order_by(r.c.record_at, r.c.id)
+    if since is not None:
+        query = query.where(r.c.record_at >= since)
+    if until is not None:
+        query = query.where(r.c.record_at <= until)
+    if account is not None:
+        query = query.where(r.c.account == account)
+    return query
 
 
 def _owned(table: Any, source: str, account: str) -> Any:
