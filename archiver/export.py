@@ -80,14 +80,14 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     ``raw`` is the record's stored JSON text, written as is: in JSONL as the last
     member of each object, in CSV as the column's string.
     """
-    writer = csv.DictWriter(out, fieldnames=FIELDS, lineterminator="\n") if fmt == "csv" else None
+    writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     if writer:
-        writer.writeheader()
+        writer.writerow(FIELDS)
     columns, from_clause = line_columns(dialect.is_sqlite(store.engine))
     count = 0
     async for row in store.stream(records_of(select(*columns).select_from(from_clause), source, since, until, account)):
         if writer:
-            writer.writerow({**line_fields(row), "raw": row.raw})
+            writer.writerow([*line_fields(row).values(), row.raw])  # line_fields: in FIELDS' order
         else:
             out.write(line_text(row))
         count += 1
