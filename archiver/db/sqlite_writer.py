@@ -48,6 +48,15 @@ PRAGMAS = (
 )
 """Every connection to an archive, the pool's and the writer's, is set up so."""
 
+WRITER_PRAGMAS = ("PRAGMA temp_store=MEMORY",)
+"""The writer's own. A statement that may fail half-way inside a transaction (an upsert
+of 64 rows, a text-index insert) keeps the pages it changes in a statement journal, to
+undo just that statement; past 64 KB SQLite spills it to a temporary file. A 100k
+backfill's saves wrote 470 MB into such files (110,000 ``pwrite`` calls), more than
+into the WAL (320 MB). Kept in memory (one statement's pages at a time), the writer's
+write calls halve, 206,000 → 97,000; its CPU moved within the noise (system time
+0.52 → 0.49 s, medians of six)."""
+
 CHUNK = 64
 """Most rows in one ``VALUES`` statement. Every statement size is prepared and cached by
 sqlite3 with its bytecode (about 1 KB a row), so a batch goes as full chunks and the
@@ -225,6 +234,8 @@ def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
     try:
         handle = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         configure(handle)
+        for pragma in WRITER_PRAGMAS:
+            handle.execute(pragma)
     except Exception as exc:  # noqa: BLE001 — told to the parent, which says it in words
         _answer(answers, exc)
         return
