@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterator, TextIO
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Select, Text, cast, select
 
 from archiver import jsoncodec
 from archiver.db import dialect, models as m
@@ -42,20 +42,22 @@ assert EXTRA_FIELDS[0] == "price"
 TIME_FIELDS = ("occurred_at", "done_at", "created_at")
 
 
-def line_columns(on_sqlite: bool) -> tuple[list[Any], Any]:
-    """The columns an export line is made of (``raw``, ``head``, ``occurred_at``,
-    ``done_at``, ``body``, ``created_at``, ``price``, ``tail``) and the FROM clause
-    they need. The database writes most normalized fields as JSON itself: per record that
-    is three columns, not 26 values turned into Python objects, a dict and JSON again."""
+def line_query(on_sqlite: bool) -> Select[Any]:
+    """The records as export lines' columns (``raw``, ``head``, ``occurred_at``,
+    ``done_at``, ``body``, ``created_at``, ``price``, ``tail``), to be narrowed and
+    ordered by the caller. The database writes most normalized fields as JSON itself:
+    per record that is three columns, not 26 values turned into Python objects, a dict
+    and JSON again."""
     r = m.records
     (head, body, tail), from_clause = dialect.json_objects(
         {label: [(name, r.c[name]) for name in names] for label, names in OBJECTS.items()}, r, on_sqlite)
     occurred, done, created = (dialect.time_text(r.c[name], on_sqlite) for name in TIME_FIELDS)
-    return [cast(r.c.raw, Text).label("raw"), head, occurred, done, body, created, r.c.price, tail], from_clause
+    return select(cast(r.c.raw, Text).label("raw"), head, occurred, done, body, created, r.c.price,
+                  tail).select_from(from_clause)
 
 
 def line_text(row: Any) -> str:
-    """A JSONL line of a row of ``line_columns``: ``raw`` as stored, last."""
+    """A JSONL line of a row of ``line_query``: ``raw`` as stored, last."""
     raw, head, occurred, done, body, created, price, tail = row
     return (f'{head[:-1]},"occurred_at":{_time(occurred)},"done_at":{_time(done)},{body[1:-1]},'
             f'"created_at":{_time(created)},"price":{"null" if price is None else jsoncodec.dumps(price)},'
@@ -67,7 +69,7 @@ def _time(stored: str | None) -> str:
 
 
 def line_fields(row: Any) -> dict[str, Any]:
-    """The normalized fields of a row of ``line_columns``, by name, in ``FIELDS``' order."""
+    """The normalized fields of a row of ``line_query``, by name, in ``FIELDS``' order."""
     _, head, occurred, done, body, created, price, tail = row
     return {**jsoncodec.loads(head), "occurred_at": rfc3339(occurred), "done_at": rfc3339(done),
             **jsoncodec.loads(body), "created_at": rfc3339(created), "price": price, **jsoncodec.loads(tail)}
@@ -83,9 +85,8 @@ async def export(store: Store, source: str, out: TextIO, *, fmt: str = "jsonl",
     writer = csv.writer(out, lineterminator="\n") if fmt == "csv" else None
     if writer:
         writer.writerow(FIELDS)
-    columns, from_clause = line_columns(dialect.is_sqlite(store.engine))
     count = 0
-    async for row in store.stream(records_of(select(*columns).select_from(from_clause), source, since, until, account)):
+    async for row in store.stream(records_of(line_query(dialect.is_sqlite(store.engine)), source, since, until, account)):
         if writer:
             writer.writerow([*line_fields(row).values(), row.raw])  # line_fields: in FIELDS' order
         else:

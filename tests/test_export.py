@@ -98,8 +98,8 @@ async def test_the_database_writes_the_fields_as_orjson_would(store: Store) -> N
     jsonl, as_csv = io.StringIO(), io.StringIO()
     assert await export(store, "sendzen", jsonl) == len(events)
     await export(store, "sendzen", as_csv, fmt="csv")
-    for i, (line, row, event) in enumerate(zip(jsonl.getvalue().split("\n"), csv.DictReader(io.StringIO(as_csv.getvalue())),
-                                               events)):
+    lines, rows = jsonl.getvalue().split("\n")[:-1], list(csv.DictReader(io.StringIO(as_csv.getvalue())))
+    for i, (line, row, event) in enumerate(zip(lines, rows, events, strict=True)):
         fields = {"source": "sendzen", "account": "default",
                   **{name: getattr(event, name) for name in FIELDS[2:-1]}}
         fields.update({name: rfc3339(fields[name]) for name in ("occurred_at", "done_at", "created_at")})

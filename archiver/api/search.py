@@ -20,7 +20,7 @@ from archiver.api.cursors import Cursors
 from archiver.db import models as m
 from archiver.db.dialect import is_sqlite, text_contains
 from archiver.db.where import owned_keys, records_of_messages
-from archiver.export import line_columns, line_fields
+from archiver.export import line_fields, line_query
 from archiver.lifecycle.subjects import digits_of
 from archiver.times import parse_cli_time, rfc3339
 
@@ -91,9 +91,8 @@ async def message_detail(engine: AsyncEngine, reader: Reader, source: str, messa
         if key is None:
             return None
         [summary] = await _describe(conn, [key])
-        columns, from_clause = line_columns(is_sqlite(engine))
         events = await conn.execute(
-            select(*columns).select_from(from_clause)
+            line_query(is_sqlite(engine))
             .where(r.c.source == key.source, r.c.account == key.account, r.c.message_id == message_id)
             .order_by(r.c.occurred_at, r.c.id))
         history = await conn.execute(

@@ -48,7 +48,7 @@ PRAGMAS = (
 )
 """Every connection to an archive, the pool's and the writer's, is set up so."""
 
-WRITER_PRAGMAS = ("PRAGMA temp_store=MEMORY",)
+WRITER_PRAGMA = "PRAGMA temp_store=MEMORY"
 """The writer's own. A statement that may fail half-way inside a transaction (an upsert
 of 64 rows, a text-index insert) keeps the pages it changes in a statement journal, to
 undo just that statement; past 64 KB SQLite spills it to a temporary file. A 100k
@@ -234,8 +234,7 @@ def serve(database: str, requests: IO[bytes], answers: IO[bytes]) -> None:
     try:
         handle = sqlite3.connect(database, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         configure(handle)
-        for pragma in WRITER_PRAGMAS:
-            handle.execute(pragma)
+        handle.execute(WRITER_PRAGMA)
     except Exception as exc:  # noqa: BLE001 — told to the parent, which says it in words
         _answer(answers, exc)
         return
