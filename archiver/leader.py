@@ -9,20 +9,21 @@ standbys.
 from __future__ import annotations
 
 import fcntl
-from typing import IO, Awaitable, Callable, Protocol
+from typing import IO, Callable, Protocol
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.db.dialect import is_sqlite
+from archiver.db.fencing import Fence
 from archiver.leases import PostgresLeases
 
 log = structlog.get_logger(__name__)
 
 
 class Leadership(Protocol):
-    fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None
-    """Checked inside every write's transaction (None: nothing to check)."""
+    fence: Callable[[str, str], Fence] | None
+    """What every write must still find in ``leases`` (None: nothing to check)."""
 
     async def hold(self, source: str, account: str) -> bool:
         """True if this process is (or has just become) the poller of that account."""

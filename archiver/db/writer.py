@@ -8,24 +8,28 @@ a batch of rows. Then, per database, as few round trips as the batch allows:
   transaction (write lock, multi-row ``INSERT … VALUES`` upserts, text index, tally,
   checkpoint, ledger, commit): the database works while the event loop fetches and
   parses the next pages, without sharing its GIL.
-* PostgreSQL (``PostgresWriter.write``, inside ``Store``'s transaction): one statement,
-  the records as one JSON text beside their raw texts, the upserts and the tally as CTEs.
+* PostgreSQL (``PostgresWriter.save``): one statement, its own transaction: the records
+  as one JSON text beside their raw texts; the upserts, the tally, the checkpoint and the
+  ledger entry as CTEs; the lease checked first when the database is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
 import orjson
-from sqlalchemy import DateTime, String, Text, bindparam, text
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, bindparam, text
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import models as m
+from archiver.db import fencing, models as m
+from archiver.db.connect import autocommit_twin
+from archiver.db.fencing import Fence
 from archiver.db.rows import (EVENT_PLAIN, EVENT_TIMES, MESSAGE, MESSAGE_ID, OCCURRED, ROW, STATUS, UPDATED,
-                              Wired, crossing, micros)
+                              crossing, micros, wire)
 from archiver.db.sqlite_writer import SqliteSave
 from archiver.db.writer_process import WriterProcess
 from archiver.domain import Record
@@ -68,6 +72,9 @@ class SqliteWriter:
     async def save(self, save: Save) -> None:
         await self.process.run(self.request(save))
 
+    async def close(self) -> None:
+        await self.process.close()
+
     @staticmethod
     def request(save: Save) -> SqliteSave:
         """The save as the writer process reads it: times as microseconds (marshal, which
@@ -79,11 +86,13 @@ class SqliteWriter:
 
 
 class PostgresWriter:
-    """One statement a save: the wired records as one JSON array (``jsonb_array_elements``)
-    zipped with their raw texts (a ``text[]``), and the upserts of ``records``,
-    ``messages`` and the tally as data-modifying CTEs over them. One round trip, and the
-    tally's row lock (which every save of the account takes) is held from that statement
-    to the commit only.
+    """One statement a save, committed alone (``connect.autocommit_twin``): the wired records
+    as one JSON array (``jsonb_array_elements``) zipped with their raw texts (a
+    ``text[]``); the upserts of ``records`` and ``messages``, the tally, the checkpoint
+    and the coverage entry as data-modifying CTEs over them; and, for a process sharing
+    the database, its lease checked first (``archiver.db.fencing``). One round trip, and
+    the rows every save of the account locks (lease, tally, checkpoint) are held until the
+    statement's own commit, never across a wait for this process's event loop.
 
     Each message's newest status is picked in SQL, from the batch itself, with
     ``rows_of``'s rules. The raw texts travel beside the JSON, not in it: inside it, each
@@ -95,17 +104,41 @@ class PostgresWriter:
     this, not the backlog (eight windows of 1,000 took a 100k backfill to 101 MB; of 500,
     95 MB). 250 measured the same (10.36 → 10.42 s) here, where an fsync is cheap."""
 
-    def __init__(self) -> None:
-        self._statement = text(_upserts()).bindparams(
-            bindparam("source", type_=String()), bindparam("account", type_=String()),
-            bindparam("now", type_=DateTime(timezone=True)), bindparam("rows", type_=Text()),
-            bindparam("raws", type_=postgresql.ARRAY(Text())))
+    sending = 3
+    """Saves sent at once. More only wait in the server, each with its batch encoded twice
+    (its JSON text, the driver's message of it) while it waits."""
 
-    async def write(self, conn: AsyncConnection, owner: tuple[str, str], wired: list[Wired], now: datetime) -> None:
-        """Upsert the batch and add its new records to the account's tally."""
-        await conn.execute(self._statement, {
-            "source": owner[0], "account": owner[1], "now": now,
-            "rows": _json_rows([w[:-1] for w in wired]), "raws": [w[-1] for w in wired]})
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = autocommit_twin(engine)
+        self._sending = asyncio.Semaphore(self.sending)
+        times = {name: DateTime(timezone=True) for name in ("now", "checkpoint", "window_from", "window_to")}
+        types = {"source": String(), "account": String(), "rows": Text(), "raws": postgresql.ARRAY(Text()),
+                 "window_records": Integer(), "window_pages": Integer(), "owner": String(), "epoch": BigInteger(),
+                 **times}
+        self._statements = {fenced: text(_statement(fenced)).bindparams(
+            *[bindparam(name, type_=kind) for name, kind in types.items() if fenced or name not in ("owner", "epoch")])
+            for fenced in (False, True)}
+
+    async def save(self, save: Save, fence: Fence | None) -> bool:
+        """Make the save; False if ``fence`` no longer holds (then nothing was written)."""
+        async with self._sending, self.engine.connect() as conn:
+            return bool(await conn.scalar(self._statements[fence is not None], self._params(save, fence)))
+
+    @staticmethod
+    def _params(save: Save, fence: Fence | None) -> dict[str, Any]:
+        wired = wire(save.records) if save.records else []
+        w = save.window
+        params: dict[str, Any] = {
+            "source": save.owner[0], "account": save.owner[1], "now": save.now,
+            "rows": _json_rows([x[:-1] for x in wired]), "raws": [x[-1] for x in wired],
+            "checkpoint": save.checkpoint, "window_from": w and w.start, "window_to": w and w.end,
+            "window_records": w and w.records, "window_pages": w and w.pages}
+        if fence is not None:
+            params.update(owner=fence.owner, epoch=fence.epoch)
+        return params
+
+    async def close(self) -> None:
+        await self.engine.dispose()
 
 
 def _json_rows(rows: list[Any]) -> str:
@@ -116,20 +149,27 @@ def _json_rows(rows: list[Any]) -> str:
         raise DatabaseError(f"database error: a batch value cannot be sent ({exc})") from exc
 
 
-def _upserts() -> str:
-    """The statement (see ``PostgresWriter``). A batch row ``v`` is a wired record without
-    its raw text: ``v->>0`` the key, ``v->>1`` the position, ``p = v->2`` the plain values,
-    ``t = v->3`` the times (each taken out once a row, not once a column), ``v->>4`` the
-    status rank."""
+def _statement(fenced: bool) -> str:
+    """The statement (see ``PostgresWriter``); it answers whether the fence held. A batch
+    row ``v`` is a wired record without its raw text: ``v->>0`` the key, ``v->>1`` the
+    position, ``p = v->2`` the plain values, ``t = v->3`` the times (each taken out once a
+    row, not once a column), ``v->>4`` the status rank.
+
+    Every write reads ``fence`` (once, first), so a lost lease writes nothing. The main
+    query reads ``tally`` (which reads ``written``), so the locks come in a save's order
+    (``tallies.lock``): its records, its account's tally, then the rest at the statement's
+    end (messages, checkpoint, coverage, and what the trigger keeps)."""
     values = ["v->>0", "CAST(v->>1 AS timestamptz)",
               *[_cast(f"p->>{i}", m.records.c[name]) for i, name in enumerate(EVENT_PLAIN)],
               *[f"CAST(t->>{i} AS timestamptz)" for i in range(len(EVENT_TIMES))], "CAST(raw AS json)"]
     message_id, status = f"p->>{MESSAGE_ID}", f"p->>{STATUS}"
     reached = f"{message_id} <> '' AND {status} <> ''"
     return f"""
-WITH batch AS MATERIALIZED (
+WITH fence AS MATERIALIZED ({fencing.HELD if fenced else "SELECT 1"}
+), batch AS MATERIALIZED (
     SELECT b.value AS v, b.value->2 AS p, b.value->3 AS t, b.raw, b.n
     FROM ROWS FROM (jsonb_array_elements(CAST(:rows AS jsonb)), unnest(:raws)) WITH ORDINALITY AS b(value, raw, n)
+    WHERE EXISTS (SELECT FROM fence)
 ), written AS (
     INSERT INTO records (source, account, first_seen_at, updated_at, {", ".join(ROW)})
     SELECT :source, :account, :now, :now, {", ".join(values)} FROM batch ORDER BY n
@@ -137,6 +177,11 @@ WITH batch AS MATERIALIZED (
         version = records.version + 1, {", ".join(f"{c} = excluded.{c}" for c in UPDATED)}
     WHERE CAST(records.raw AS text) != CAST(excluded.raw AS text)
     RETURNING (xmax = 0) AS fresh
+), tally AS (
+    INSERT INTO tallies (source, account, records)
+    SELECT :source, :account, count(*) FILTER (WHERE fresh) FROM written HAVING count(*) FILTER (WHERE fresh) > 0
+    ON CONFLICT (source, account) DO UPDATE SET records = tallies.records + excluded.records
+    RETURNING 1
 ), statuses AS (
     INSERT INTO messages (source, account, updated_at, {", ".join(MESSAGE)})
     SELECT DISTINCT ON ({message_id}) :source, :account, :now, {message_id}, {status}, CAST(v->>4 AS integer),
@@ -146,9 +191,17 @@ WITH batch AS MATERIALIZED (
     ON CONFLICT (source, account, message_id) DO UPDATE SET status = excluded.status,
         status_rank = excluded.status_rank, status_at = excluded.status_at, updated_at = excluded.updated_at
     WHERE messages.status_rank <= excluded.status_rank
+), moved AS (
+    INSERT INTO checkpoints (source, account, position, updated_at)
+    SELECT :source, :account, :checkpoint, :now FROM fence WHERE :checkpoint IS NOT NULL
+    ON CONFLICT (source, account) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at
+    WHERE checkpoints.position < excluded.position
+), covered AS (
+    INSERT INTO coverage (source, account, window_from, window_to, records, pages, finished_at)
+    SELECT :source, :account, :window_from, :window_to, :window_records, :window_pages, :now
+    FROM fence WHERE :window_from IS NOT NULL
 )
-INSERT INTO tallies (source, account, records) SELECT :source, :account, count(*) FILTER (WHERE fresh) FROM written
-ON CONFLICT (source, account) DO UPDATE SET records = tallies.records + excluded.records"""
+SELECT EXISTS (SELECT FROM fence) FROM (SELECT count(*) FROM tally) AS in_lock_order"""
 
 
 def _cast(value: str, column: Any) -> str:
