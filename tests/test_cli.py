@@ -10,11 +10,13 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
+from archiver.db.connect import create_engine
 from archiver.db.store import Store
 from archiver.export import CONTRACT_FIELDS
 from archiver.simulator import FakeInfobip, FakeSendZen, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
 from tests.cli_helpers import ARCHIVER, archiver, cli_env, start_daemon, wait_for
+from tests.db.test_migrations import to_revision
 from tests.helpers import canonical, free_port, write_config
 
 
@@ -222,15 +224,17 @@ async def test_commands_that_only_touch_the_archive_never_load_the_http_stack(tm
                                                                               fake_sendzen: FakeSendZen) -> None:
     """``migrate``, ``export``, ``prune``, ``erase`` start without aiohttp, tenacity or the
     engine (0.1 s and 10 MB less a start: an export in a cron job is mostly its start);
-    ``backfill`` loads them. Migrating a new archive loads alembic, but not the pygments
+    ``backfill`` loads them. A new SQLite archive is made without alembic
+    (``archiver.db.snapshot``); upgrading an older one loads alembic, but not the pygments
     lexers its template engine would highlight error pages with (5 MB)."""
     seed(fake_sendzen, 20)
     config = write_config(tmp_path / "config.toml", f"sqlite:///{tmp_path}/a.db", sendzen=fake_sendzen.base_url)
     probe = ("import sys; from archiver.cli import main; code = main(sys.argv[1:]); "
-             "print(sorted(m for m in ('aiohttp', 'tenacity', 'archiver.engine', 'pygments.lexers.web') if m in sys.modules), "
+             "print(sorted(m for m in ('aiohttp', 'tenacity', 'archiver.engine', 'alembic', 'pygments.lexers.web') "
+             "if m in sys.modules), "
              "file=sys.stderr); sys.exit(code)")
 
-    async def loaded(*args: str) -> str:
+    async def loaded(*args: str, config: Path = config) -> str:
         proc = await asyncio.create_subprocess_exec(
             ARCHIVER[0], "-c", probe, "--config", str(config), *args,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=cli_env())
@@ -239,6 +243,11 @@ async def test_commands_that_only_touch_the_archive_never_load_the_http_stack(tm
         return err.decode().strip().splitlines()[-1]
 
     assert await loaded("migrate") == "[]", "a new archive's migration"
+    older = create_engine(f"sqlite:///{tmp_path}/older.db")
+    await to_revision(older, "0009")
+    await older.dispose()
+    at_0009 = write_config(tmp_path / "older.toml", f"sqlite:///{tmp_path}/older.db", sendzen=fake_sendzen.base_url)
+    assert await loaded("migrate", config=at_0009) == "['alembic']", "an older archive's upgrade"
     assert await loaded("backfill") == "['aiohttp', 'archiver.engine', 'tenacity']"
     for command in (["export", "--source", "sendzen", "--output", str(tmp_path / "out.jsonl")], ["prune"],
                     ["erase", "--phone", "+49 170 1234567", "--dry-run"]):

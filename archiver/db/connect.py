@@ -22,7 +22,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from archiver.db import sqlite_writer
+from archiver.db import snapshot, sqlite_writer
 from archiver.db.dialect import is_sqlite
 
 def async_url(url: str) -> URL:
@@ -106,7 +106,8 @@ async def migrate(engine: AsyncEngine) -> None:
         return
     with _file_lock(engine.url.database):
         async with engine.begin() as conn:
-            await conn.run_sync(_upgrade)
+            if not await conn.run_sync(snapshot.create_if_empty, SCHEMA_REVISION):
+                await conn.run_sync(_upgrade)
 
 
 async def schema_revision(engine: AsyncEngine) -> str | None:

@@ -30,8 +30,8 @@ async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:
 
 async def lock(conn: AsyncConnection, owners: Iterable[tuple[str, str]]) -> None:
     """PostgreSQL: hold the tallies of ``owners`` (source, account) from here to the commit.
-    A save locks in one order: its records, its account's tally, then what its trigger
-    keeps (``past_statuses``). A transaction deleting records takes them in the same order
+    A save locks in one order (after its lease, when it is fenced): its records, its
+    account's tally, then what its trigger keeps (``past_statuses``). A transaction deleting records takes them in the same order
     (prune: its batch ``FOR UPDATE``, this, then ``history.keep``); in another, each could
     wait for the other. (SQLite has one writer at a time.)"""
     if not dialect.is_sqlite(conn):
