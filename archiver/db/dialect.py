@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterator
 
 from sqlalchemy import Boolean, String, Text, case, cast, func, lateral, literal_column, select, table, true, type_coerce
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -29,7 +29,11 @@ def is_sqlite(bind: Any) -> bool:
 
 def insert(bind: Any) -> Callable[..., Any]:
     """The dialect's ``insert`` (both have ``on_conflict_do_update``/``_do_nothing``)."""
-    return sqlite.insert if is_sqlite(bind) else postgresql.insert
+    if is_sqlite(bind):
+        return sqlite.insert
+    from sqlalchemy.dialects import postgresql  # with its drivers' dialects: 40 ms a SQLite start need not pay
+
+    return postgresql.insert
 
 
 def as_utc(value: datetime) -> datetime:

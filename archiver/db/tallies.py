@@ -31,9 +31,10 @@ async def add(conn: AsyncConnection, source: str, account: str, n: int) -> None:
 async def lock(conn: AsyncConnection, owners: Iterable[tuple[str, str]]) -> None:
     """PostgreSQL: hold the tallies of ``owners`` (source, account) from here to the commit.
     A save locks in one order (after its lease, when it is fenced): its records, its
-    account's tally, then what its trigger keeps (``past_statuses``). A transaction deleting records takes them in the same order
-    (prune: its batch ``FOR UPDATE``, this, then ``history.keep``); in another, each could
-    wait for the other. (SQLite has one writer at a time.)"""
+    account's tally, then what its trigger keeps (``past_statuses``). A transaction
+    deleting records takes them in the same order (prune: its batch ``FOR UPDATE``, this,
+    then ``history.keep``); in another, each could wait for the other. (SQLite has one
+    writer at a time.)"""
     if not dialect.is_sqlite(conn):
         held = [and_(t.c.source == source, t.c.account == account) for source, account in sorted(set(owners))]
         await conn.execute(select(t.c.records).where(or_(false(), *held))

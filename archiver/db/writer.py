@@ -22,7 +22,6 @@ from typing import Any, Sequence
 
 import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, String, Text, bindparam, text
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from archiver.db import fencing, models as m
@@ -109,6 +108,8 @@ class PostgresWriter:
     (its JSON text, the driver's message of it) while it waits."""
 
     def __init__(self, engine: AsyncEngine) -> None:
+        from sqlalchemy.dialects import postgresql  # imported on PostgreSQL only (see dialect.insert)
+
         self.engine = autocommit_twin(engine)
         self._sending = asyncio.Semaphore(self.sending)
         times = {name: DateTime(timezone=True) for name in ("now", "checkpoint", "window_from", "window_to")}
@@ -210,4 +211,6 @@ def _cast(value: str, column: Any) -> str:
     kind = column.type
     if isinstance(kind, String):  # Text is a String
         return value
+    from sqlalchemy.dialects import postgresql
+
     return f"CAST({value} AS {kind.compile(dialect=postgresql.dialect())})"
