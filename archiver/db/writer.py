@@ -89,9 +89,10 @@ class PostgresWriter:
     as one JSON array (``jsonb_array_elements``) zipped with their raw texts (a
     ``text[]``); the upserts of ``records`` and ``messages``, the tally, the checkpoint
     and the coverage entry as data-modifying CTEs over them; and, for a process sharing
-    the database, its lease checked first (``archiver.db.fencing``). One round trip, and
-    the rows every save of the account locks (lease, tally, checkpoint) are held until the
-    statement's own commit, never across a wait for this process's event loop.
+    the database, its lease checked first (``archiver.db.fencing``). Two round trips (the
+    pool's ping, the statement), and the rows every save of the account locks (lease,
+    tally, checkpoint) are held until the statement's own commit, never across a wait for
+    this process's event loop.
 
     Each message's newest status is picked in SQL, from the batch itself, with
     ``rows_of``'s rules. The raw texts travel beside the JSON, not in it: inside it, each
@@ -101,11 +102,12 @@ class PostgresWriter:
     batch = 500
     """Records a save should hold: a commit each (with ``fsync``), and memory bounded by
     this, not the backlog (eight windows of 1,000 took a 100k backfill to 101 MB; of 500,
-    95 MB). 250 measured the same (10.36 → 10.42 s) here, where an fsync is cheap."""
+    95 MB). With the saves one statement each, 250 took 90-93 MB and about a tenth longer."""
 
     sending = 3
-    """Saves sent at once. More only wait in the server, each with its batch encoded twice
-    (its JSON text, the driver's message of it) while it waits."""
+    """Saves sent at once; the others wait before their batch is encoded (its JSON text,
+    then the driver's message of it). Eight at once took a 100k backfill to 98-101 MB,
+    no faster: on two cores they ran against the event loop."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         from sqlalchemy.dialects import postgresql  # imported on PostgreSQL only (see dialect.insert)
