@@ -66,5 +66,20 @@ def status_record(key: str, message: str, status: str, at: Any, detail: str | No
                   event=Event(message_id=message, status=status, status_detail=detail, occurred_at=at), status_rank=rank)
 
 
+async def to_revision(engine: Any, revision: str, *, down: bool = False) -> None:
+    """Bring ``engine``'s database to ``revision`` through alembic's scripts."""
+    from alembic import command
+
+    from archiver.db.connect import alembic_config
+
+    def run(connection: Any) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+    async with engine.begin() as conn:
+        await conn.run_sync(run)
+
+
 __all__ = ["Config", "sendzen_source", "infobip_source", "canonical", "write_config", "free_port", "FAST_RETRIES",
-           "status_record"]
+           "status_record", "to_revision"]

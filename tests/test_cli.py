@@ -16,8 +16,7 @@ from archiver.export import CONTRACT_FIELDS
 from archiver.simulator import FakeInfobip, FakeSendZen, infobip_message, sendzen_log, spread
 from archiver.times import utcnow
 from tests.cli_helpers import ARCHIVER, archiver, cli_env, start_daemon, wait_for
-from tests.db.test_migrations import to_revision
-from tests.helpers import canonical, free_port, write_config
+from tests.helpers import canonical, free_port, to_revision, write_config
 
 
 def seed(fake: FakeSendZen, count: int) -> None:

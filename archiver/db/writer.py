@@ -24,7 +24,7 @@ import orjson
 from sqlalchemy import BigInteger, DateTime, Integer, String, Text, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from archiver.db import fencing, models as m
+from archiver.db import dialect, fencing, models as m
 from archiver.db.connect import autocommit_twin
 from archiver.db.fencing import Fence
 from archiver.db.rows import (EVENT_PLAIN, EVENT_TIMES, MESSAGE, MESSAGE_ID, OCCURRED, ROW, STATUS, UPDATED,
@@ -110,14 +110,12 @@ class PostgresWriter:
     no faster: on two cores they ran against the event loop."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        from sqlalchemy.dialects import postgresql  # imported on PostgreSQL only (see dialect.insert)
-
         self.engine = autocommit_twin(engine)
         self._sending = asyncio.Semaphore(self.sending)
         times = {name: DateTime(timezone=True) for name in ("now", "checkpoint", "window_from", "window_to")}
-        types = {"source": String(), "account": String(), "rows": Text(), "raws": postgresql.ARRAY(Text()),
-                 "window_records": Integer(), "window_pages": Integer(), "owner": String(), "epoch": BigInteger(),
-                 **times}
+        types = {"source": String(), "account": String(), "rows": Text(),
+                 "raws": dialect.postgresql().ARRAY(Text()), "window_records": Integer(), "window_pages": Integer(),
+                 "owner": String(), "epoch": BigInteger(), **times}
         self._statements = {fenced: text(_statement(fenced)).bindparams(
             *[bindparam(name, type_=kind) for name, kind in types.items() if fenced or name not in ("owner", "epoch")])
             for fenced in (False, True)}
@@ -213,6 +211,4 @@ def _cast(value: str, column: Any) -> str:
     kind = column.type
     if isinstance(kind, String):  # Text is a String
         return value
-    from sqlalchemy.dialects import postgresql
-
-    return f"CAST({value} AS {kind.compile(dialect=postgresql.dialect())})"
+    return f"CAST({value} AS {kind.compile(dialect=dialect.postgresql().dialect())})"

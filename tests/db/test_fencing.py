@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
 
 from archiver.db import models as m
-from archiver.db.connect import create_engine, migrate
 from archiver.db.fencing import Fence, LeaseLost
 from archiver.db.store import Store, Window
 from archiver.leases import Held, PostgresLeases
@@ -22,18 +21,20 @@ MINE = Fence("host-a:100", 3)
 
 
 @pytest.fixture
-async def store(postgres: Any) -> AsyncIterator[Store]:
-    engine = create_engine(postgres.new_database())
-    await migrate(engine)
-    store = Store(engine)
+def db_url(postgres: Any) -> str:
+    """Leases are PostgreSQL's: conftest's ``store`` on PostgreSQL alone."""
+    return postgres.new_database()
+
+
+@pytest.fixture
+async def store(store: Store) -> Store:
+    """conftest's store, of a process that holds sendzen/default as ``MINE``."""
     store.fence = lambda source, account: MINE
-    async with engine.begin() as conn:
+    async with store.engine.begin() as conn:
         await conn.execute(text("INSERT INTO leases (source, account, owner, epoch, expires_at) "
                                 "VALUES ('sendzen', 'default', :owner, :epoch, now() + interval '1 minute')"),
                            {"owner": MINE.owner, "epoch": MINE.epoch})
-    yield store
-    await store.close()
-    await engine.dispose()
+    return store
 
 
 async def _lease(store: Store, sql: str) -> None:

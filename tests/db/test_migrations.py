@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, AsyncIterator
 
 import pytest
-from alembic import command
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,18 +20,9 @@ from archiver.domain import Record
 from archiver.sources.infobip import parse_message
 from archiver.sources.sendzen import parse_log
 from archiver.sources.sendzen.source import content_digest
+from tests.helpers import to_revision
 
 T = datetime(2024, 5, 1, tzinfo=timezone.utc)
-
-
-async def to_revision(engine: AsyncEngine, revision: str, *, down: bool = False) -> None:
-    def run(connection) -> None:  # type: ignore[no-untyped-def]
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-
-    async with engine.begin() as conn:
-        await conn.run_sync(run)
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def measure(argv: list[str]) -> int:
                 tree = [pid, *children(pid)]
             summed, rounds = sum(map(rss_kb, tree)), rounds + 1
             rss[0] = max(rss[0], summed)
-            if summed > read_at + SMAPS_STEP_KB:
+            if summed == rss[0] and summed > read_at + SMAPS_STEP_KB:  # a new peak, a MB on
                 once[0], read_at = max(once[0], once_kb(tree)), summed
         once[0] += max(0, rss[0] - read_at)  # growth since the last read: counted as not shared
 
